@@ -1,0 +1,26 @@
+/*
+ * commands — the control verbs: one table entry per verb (codec.h's
+ * CTL_VERB_LIST), each turning a parsed request into exactly one answer
+ * through ctl_slot_reply(), now or later.
+ */
+#ifndef PROBED_COMMANDS_H
+#define PROBED_COMMANDS_H
+
+#include <stddef.h>
+
+#include "control.h"
+
+/* Answer size bound: a result line with every key and a 512-octet text. */
+#define COMMANDS_REPLY_MAX 4096
+
+enum commands_next {
+	COMMANDS_CONTINUE,  /* read the next request */
+	COMMANDS_CLOSE,     /* QUIT: answer, then close; later lines are ignored */
+};
+
+/* Parse and answer one request line (terminator removed). */
+enum commands_next commands_run(struct ctl_slot *slot, const char *line, size_t len);
+/* The answer to a line that did not fit in CTL_LINE_MAX. */
+void commands_line_too_long(struct ctl_slot *slot);
+
+#endif

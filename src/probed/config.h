@@ -1,0 +1,97 @@
+/*
+ * config — probed.conf (libconfig syntax), loaded through one declarative
+ * table of keys (config.c): name, type, default, range, reloadable.
+ *
+ * config_load() builds a fresh struct config and either returns it whole or
+ * fails with a message naming the file, the line and the key; a running
+ * daemon swaps configurations only on success (SIGHUP), so a broken file
+ * never replaces a working one.
+ */
+#ifndef PROBED_CONFIG_H
+#define PROBED_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define CONFIG_DEFAULT_PATH SYSCONFDIR "/probed/probed.conf"
+#define EX_CONFIG_STATUS 78 /* sysexits.h EX_CONFIG */
+
+enum starttls_mode { STARTTLS_NEVER, STARTTLS_OPPORTUNISTIC, STARTTLS_REQUIRED };
+enum policy_verify { POLICY_VERIFY_RECIPIENT, POLICY_VERIFY_SENDER };
+
+struct strlist {
+	char **v;
+	size_t n;
+};
+
+struct config {
+	char *path;              /* file it came from; NULL for built-in defaults */
+
+	char *socket;            /* control socket path */
+	unsigned socket_mode;    /* parsed from an octal string, e.g. "0660" */
+	char *socket_group;      /* "" = the daemon's own group */
+	char *state_dir;
+	char *helo_name;         /* "" = the host's name */
+	char *mail_from;         /* "" = null sender <> */
+	char *fallback_mail_from;
+	int log_level;           /* syslog level, from "debug" .. "err" */
+
+	struct {
+		struct strlist servers; /* empty = /etc/resolv.conf */
+		double timeout;
+	} dns;
+
+	struct {
+		unsigned port;
+		double connect_timeout;
+		double greeting_timeout;
+		double command_timeout;
+		enum starttls_mode starttls;
+		struct strlist allow_networks;
+		char *source_address;
+		unsigned max_mx;
+		unsigned max_rcpt_per_session;
+	} smtp;
+
+	struct {
+		unsigned max_inflight;
+		unsigned per_host;
+		unsigned max_clients;
+	} limits;
+
+	struct {
+		unsigned positive_ttl;
+		unsigned negative_ttl;
+		unsigned tempfail_ttl;
+		unsigned catch_all_ttl;
+		unsigned max_entries;
+	} cache;
+
+	struct {
+		enum policy_verify verify;
+		double wait;
+	} policy;
+};
+
+/*
+ * Load path into a new config.  On failure returns NULL and writes one line
+ * into err: "FILE:LINE: key 'smtp.port': value 70000 out of range 1..65535".
+ */
+struct config *config_load(const char *path, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* The built-in defaults (what an empty file gives). */
+struct config *config_defaults(void) __attribute__((warn_unused_result));
+void config_free(struct config *cfg);
+
+/* Keys whose new value needs a restart; fills names of those that differ
+ * between old and new (comma-separated) and returns how many. */
+size_t config_restart_keys(const struct config *old, const struct config *new_cfg,
+    char *names, size_t cap);
+
+/* Walk the key table: for docs and the sample-config test.  Calls fn once
+ * per key with its dotted name, type word and default as written in a file. */
+void config_each_key(void (*fn)(const char *name, const char *type,
+    const char *default_text, bool reloadable, void *ctx), void *ctx);
+
+#endif

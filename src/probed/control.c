@@ -1,0 +1,722 @@
+/*
+ * control — the control socket server.  See control.h.
+ *
+ * One client object per connection, with three states:
+ *
+ *   OPEN      reading the socket and answering request lines;
+ *   DRAINING  no more reading (the peer shut its side, or probed is
+ *             shutting down): lines already received are still answered;
+ *   QUIT      QUIT was answered: nothing more is read or answered.
+ *
+ * A client leaves DRAINING or QUIT by being closed once every answer it is
+ * owed has been written.  After every event client_pump() derives what the
+ * client wants from its state (read interest, write interest, close) instead
+ * of toggling watchers ad hoc.
+ *
+ * LIMITS: a request line is at most CTL_LINE_MAX octets; a client is not read
+ * while it has CONTROL_MAX_OUTSTANDING unanswered requests or
+ * CONTROL_OUTPUT_HIGH_WATER unsent octets, so a client that pipelines without
+ * reading costs bounded memory.  Past limits.max_clients a new connection is
+ * told "error busy" and closed.
+ *
+ * SECURITY: who may connect is decided by the socket file's mode and group;
+ * every request is parsed by the bounded codec and answered, never trusted.
+ */
+#include "autoconfig.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "commands.h"
+#include "control.h"
+#include "linebuf.h"
+#include "log.h"
+#include "stats.h"
+
+#define ACCEPT_RETRY_DELAY 0.5 /* after EMFILE/ENFILE: let descriptors free up */
+
+enum client_state {
+	CLIENT_OPEN,
+	CLIENT_DRAINING,
+	CLIENT_QUIT,
+};
+
+static const char *const client_state_names[] = {
+	[CLIENT_OPEN] = "open",
+	[CLIENT_DRAINING] = "draining",
+	[CLIENT_QUIT] = "quit",
+};
+
+struct ctl_slot {
+	struct ctl_slot *next;
+	struct client *client; /* NULL once the client has gone */
+	bool done;
+	size_t len;
+	char *line;            /* an answer that arrived ahead of its turn */
+};
+
+struct client {
+	struct control *ctl;
+	struct client *prev, *next;
+	unsigned id;
+	int fd;
+	enum client_state state;
+	bool pumping;           /* inside client_pump: replies only queue */
+	ev_io rio, wio;
+	struct linebuf in;
+	struct ctl_slot *head, *tail;
+	unsigned outstanding;
+	char *out;
+	size_t out_off, out_len, out_cap;
+};
+
+struct control {
+	struct ev_loop *loop;
+	int fd;
+	bool bound;             /* we created the socket file: remove it at exit */
+	char *path;
+	dev_t dev;
+	ino_t ino;
+	ev_io accept_io;
+	ev_timer accept_retry;  /* named timeout: resume accepting after EMFILE */
+	ev_timer drain_timer;   /* named timeout: CONTROL_SHUTDOWN_DRAIN_TIMEOUT */
+	unsigned max_clients;
+	unsigned n_clients;
+	unsigned next_id;
+	struct client *clients;
+	bool shutting_down;
+	void (*shutdown_done)(void *);
+	void *shutdown_arg;
+};
+
+static void client_pump(struct client *c);
+static void client_close(struct client *c, const char *reason);
+static void control_check_shutdown_done(struct control *ctl);
+
+/* ---- slots ---------------------------------------------------------- */
+
+static struct ctl_slot *
+slot_new(struct client *c)
+{
+	struct ctl_slot *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return NULL;
+	s->client = c;
+	if (c->tail != NULL)
+		c->tail->next = s;
+	else
+		c->head = s;
+	c->tail = s;
+	c->outstanding++;
+	return s;
+}
+
+static void
+slot_free(struct ctl_slot *s)
+{
+	free(s->line);
+	free(s);
+}
+
+/* ---- output --------------------------------------------------------- */
+
+static size_t
+client_unsent(const struct client *c)
+{
+	return c->out_len - c->out_off;
+}
+
+static bool
+client_append(struct client *c, const char *p, size_t n)
+{
+	if (c->out_off > 0 && c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	if (c->out_len + n > c->out_cap) {
+		if (c->out_off > 0) {
+			memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+			c->out_len -= c->out_off;
+			c->out_off = 0;
+		}
+		if (c->out_len + n > c->out_cap) {
+			size_t cap = c->out_cap ? c->out_cap : 4096;
+			while (cap < c->out_len + n)
+				cap *= 2;
+			char *p2 = realloc(c->out, cap);
+			if (p2 == NULL)
+				return false;
+			c->out = p2;
+			c->out_cap = cap;
+		}
+	}
+	memcpy(c->out + c->out_len, p, n);
+	c->out_len += n;
+	return true;
+}
+
+/* Move answered slots from the head of the queue into the output buffer. */
+static void
+client_collect(struct client *c)
+{
+	while (c->head != NULL && c->head->done) {
+		struct ctl_slot *s = c->head;
+		if (!client_append(c, s->line, s->len))
+			log_err("c%u out of memory queueing an answer", c->id);
+		c->head = s->next;
+		if (c->head == NULL)
+			c->tail = NULL;
+		c->outstanding--;
+		slot_free(s);
+	}
+}
+
+void
+ctl_slot_reply(struct ctl_slot *s, const char *line, size_t len)
+{
+	struct client *c = s->client;
+
+	assert(!s->done);
+	if (c == NULL) {
+		slot_free(s); /* its client left before the answer was ready */
+		return;
+	}
+	if (s == c->head) {
+		/* The common case: answered in turn, no copy kept. */
+		if (!client_append(c, line, len))
+			log_err("c%u out of memory queueing an answer", c->id);
+		c->head = s->next;
+		if (c->head == NULL)
+			c->tail = NULL;
+		c->outstanding--;
+		slot_free(s);
+		client_collect(c);
+	} else {
+		s->line = malloc(len);
+		if (s->line != NULL) {
+			memcpy(s->line, line, len);
+			s->len = len;
+		} else {
+			log_err("c%u out of memory holding an answer", c->id);
+		}
+		s->done = true;
+	}
+	if (!c->pumping)
+		client_pump(c);
+}
+
+/* Returns false when the client had to be closed. */
+static bool
+client_flush(struct client *c)
+{
+	while (client_unsent(c) > 0) {
+		ssize_t n = send(c->fd, c->out + c->out_off, client_unsent(c),
+		    MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			c->out_off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return true;
+		log_info("c%u write failed: %s", c->id, n < 0 ? strerror(errno) : "no progress");
+		client_close(c, "write error");
+		return false;
+	}
+	c->out_off = c->out_len = 0;
+	return true;
+}
+
+/* ---- input ---------------------------------------------------------- */
+
+static bool
+client_has_room(const struct client *c)
+{
+	return c->outstanding < CONTROL_MAX_OUTSTANDING &&
+	    client_unsent(c) < CONTROL_OUTPUT_HIGH_WATER;
+}
+
+/* Answer buffered lines while the client has room.  Returns false when a
+ * slot could not be allocated (the client is then closed by the caller). */
+static bool
+client_process(struct client *c)
+{
+	while (c->state != CLIENT_QUIT && client_has_room(c)) {
+		const char *line;
+		size_t len;
+		enum linebuf_status st = linebuf_next(&c->in, &line, &len);
+
+		if (st == LINEBUF_MORE)
+			break;
+		struct ctl_slot *s = slot_new(c);
+		if (s == NULL)
+			return false;
+		stats.requests++;
+		if (st == LINEBUF_TOOLONG) {
+			commands_line_too_long(s);
+			continue;
+		}
+		if (commands_run(s, line, len) == COMMANDS_CLOSE) {
+			c->state = CLIENT_QUIT;
+			log_debug("c%u state=quit", c->id);
+		}
+	}
+	return true;
+}
+
+/* Returns false when the client had to be closed. */
+static bool
+client_read(struct client *c)
+{
+	size_t avail;
+	char *p = linebuf_space(&c->in, &avail);
+
+	if (avail == 0)
+		return true; /* a full line is waiting for room to be answered */
+	ssize_t n = recv(c->fd, p, avail, MSG_DONTWAIT);
+	if (n > 0) {
+		linebuf_commit(&c->in, (size_t)n);
+		return true;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return true;
+	if (n == 0) {
+		/* Half-close: the peer may still be reading its answers. */
+		log_debug("c%u state=%s->draining reason=eof", c->id,
+		    client_state_names[c->state]);
+		if (c->state == CLIENT_OPEN)
+			c->state = CLIENT_DRAINING;
+		return true;
+	}
+	log_info("c%u read failed: %s", c->id, strerror(errno));
+	client_close(c, "read error");
+	return false;
+}
+
+/* ---- the pump: after every event ------------------------------------- */
+
+static void
+client_pump(struct client *c)
+{
+	c->pumping = true;
+	if (!client_process(c)) {
+		client_close(c, "out of memory");
+		return;
+	}
+	c->pumping = false;
+	client_collect(c);
+	if (!client_flush(c))
+		return;
+
+	bool unanswered = c->outstanding > 0;
+	bool unsent = client_unsent(c) > 0;
+	bool lines_left = c->state == CLIENT_DRAINING && linebuf_pending(&c->in) > 0 &&
+	    !client_has_room(c);
+
+	if (c->state != CLIENT_OPEN && !unanswered && !unsent && !lines_left) {
+		client_close(c, c->state == CLIENT_QUIT ? "quit" : "drained");
+		return;
+	}
+
+	bool want_read = c->state == CLIENT_OPEN && client_has_room(c);
+	if (want_read && !ev_is_active(&c->rio))
+		ev_io_start(c->ctl->loop, &c->rio);
+	else if (!want_read && ev_is_active(&c->rio))
+		ev_io_stop(c->ctl->loop, &c->rio);
+
+	if (unsent && !ev_is_active(&c->wio))
+		ev_io_start(c->ctl->loop, &c->wio);
+	else if (!unsent && ev_is_active(&c->wio))
+		ev_io_stop(c->ctl->loop, &c->wio);
+}
+
+static void
+client_on_read(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct client *c = w->data;
+
+	if (client_read(c))
+		client_pump(c);
+}
+
+static void
+client_on_write(struct ev_loop *loop, ev_io *w, int revents)
+{
+	client_pump(w->data);
+}
+
+/* ---- connection life -------------------------------------------------- */
+
+static void
+client_close(struct client *c, const char *reason)
+{
+	struct control *ctl = c->ctl;
+
+	log_debug("c%u close reason=%s outstanding=%u unsent=%zu", c->id, reason,
+	    c->outstanding, client_unsent(c));
+	ev_io_stop(ctl->loop, &c->rio);
+	ev_io_stop(ctl->loop, &c->wio);
+	close(c->fd);
+
+	for (struct ctl_slot *s = c->head, *next; s != NULL; s = next) {
+		next = s->next;
+		if (s->done)
+			slot_free(s);
+		else
+			s->client = NULL; /* still being answered: freed by its reply */
+	}
+	linebuf_free(&c->in);
+	free(c->out);
+
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		ctl->clients = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	ctl->n_clients--;
+	stats.clients--;
+	free(c);
+
+	if (ctl->shutting_down)
+		control_check_shutdown_done(ctl);
+}
+
+static void
+refuse_busy(int fd)
+{
+	static const char busy[] = "error busy text=\"too many clients\"\n";
+
+	/* Best effort: a full socket buffer on a brand-new connection is not
+	 * worth waiting for. */
+	ssize_t n = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)n;
+	close(fd);
+}
+
+static void
+control_on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct control *ctl = w->data;
+
+	for (;;) {
+		int fd = accept4(ctl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				log_warning("control accept paused: %s", strerror(errno));
+				ev_io_stop(loop, &ctl->accept_io);
+				ev_timer_set(&ctl->accept_retry, ACCEPT_RETRY_DELAY, 0.);
+				ev_timer_start(loop, &ctl->accept_retry);
+				return;
+			}
+			log_err("control accept failed: %s", strerror(errno));
+			return;
+		}
+		if (ctl->n_clients >= ctl->max_clients) {
+			stats.clients_refused++;
+			log_notice("control refused connection reason=busy clients=%u max_clients=%u",
+			    ctl->n_clients, ctl->max_clients);
+			refuse_busy(fd);
+			continue;
+		}
+
+		struct client *c = calloc(1, sizeof(*c));
+		if (c == NULL || linebuf_init(&c->in, CTL_LINE_MAX) != 0) {
+			log_err("control out of memory accepting a client");
+			free(c);
+			refuse_busy(fd);
+			continue;
+		}
+		c->ctl = ctl;
+		c->fd = fd;
+		c->id = ++ctl->next_id;
+		c->state = CLIENT_OPEN;
+		ev_io_init(&c->rio, client_on_read, fd, EV_READ);
+		ev_io_init(&c->wio, client_on_write, fd, EV_WRITE);
+		c->rio.data = c->wio.data = c;
+		c->next = ctl->clients;
+		if (ctl->clients != NULL)
+			ctl->clients->prev = c;
+		ctl->clients = c;
+		ctl->n_clients++;
+		stats.clients++;
+		stats.clients_total++;
+		log_debug("c%u accept clients=%u", c->id, ctl->n_clients);
+		ev_io_start(loop, &c->rio);
+	}
+}
+
+static void
+control_on_accept_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct control *ctl = w->data;
+
+	if (!ctl->shutting_down)
+		ev_io_start(loop, &ctl->accept_io);
+}
+
+/* ---- the listening socket --------------------------------------------- */
+
+/* Is something accepting on path?  1 yes, 0 no (stale), -1 cannot tell. */
+static int
+socket_is_live(const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	int r = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+	int e = errno;
+	close(fd);
+	if (r == 0 || e == EAGAIN || e == EINPROGRESS)
+		return 1; /* EAGAIN: a live listener with a full backlog */
+	if (e == ECONNREFUSED)
+		return 0;
+	snprintf(err, errlen, "cannot check existing socket %s: %s", path, strerror(e));
+	return -1;
+}
+
+static int
+control_bind(struct control *ctl, const struct control_params *p, char *err, size_t errlen)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	size_t plen = strlen(p->path);
+	struct stat st;
+
+	if (plen == 0 || plen >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "socket path %s is longer than %zu octets", p->path,
+		    sizeof(sun.sun_path) - 1);
+		return -1;
+	}
+	memcpy(sun.sun_path, p->path, plen + 1);
+
+	/* The runtime directory may be ours to create (no systemd). */
+	char dir[sizeof(sun.sun_path)];
+	memcpy(dir, p->path, plen + 1);
+	const char *parent = dirname(dir);
+	if (stat(parent, &st) != 0 && errno == ENOENT && mkdir(parent, 0755) != 0 &&
+	    errno != EEXIST) {
+		snprintf(err, errlen, "cannot create directory %s: %s", parent, strerror(errno));
+		return -1;
+	}
+
+	if (lstat(p->path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "%s exists and is not a socket; not replacing it",
+			    p->path);
+			return -1;
+		}
+		int live = socket_is_live(p->path, err, errlen);
+		if (live < 0)
+			return -1;
+		if (live > 0) {
+			snprintf(err, errlen, "another instance is listening on %s", p->path);
+			return -1;
+		}
+		log_notice("control replacing stale socket %s", p->path);
+		if (unlink(p->path) != 0 && errno != ENOENT) {
+			snprintf(err, errlen, "cannot remove stale socket %s: %s", p->path,
+			    strerror(errno));
+			return -1;
+		}
+	}
+
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	/* The umask closes the window between bind() and chmod(). */
+	mode_t old = umask((mode_t)(~p->mode & 0777));
+	int r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	int e = errno;
+	umask(old);
+	if (r != 0) {
+		snprintf(err, errlen, "cannot bind %s: %s", p->path, strerror(e));
+		close(fd);
+		return -1;
+	}
+	ctl->bound = true;
+	if (chmod(p->path, (mode_t)p->mode) != 0) {
+		snprintf(err, errlen, "cannot set mode %04o on %s: %s", p->mode, p->path,
+		    strerror(errno));
+		goto fail;
+	}
+	if (p->group != NULL && p->group[0] != '\0') {
+		struct group *gr = getgrnam(p->group);
+		if (gr == NULL) {
+			snprintf(err, errlen, "socket_group '%s': no such group", p->group);
+			goto fail;
+		}
+		if (chown(p->path, (uid_t)-1, gr->gr_gid) != 0) {
+			snprintf(err, errlen, "cannot give %s to group %s: %s", p->path, p->group,
+			    strerror(errno));
+			goto fail;
+		}
+	}
+	if (listen(fd, SOMAXCONN) != 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", p->path, strerror(errno));
+		goto fail;
+	}
+	if (lstat(p->path, &st) == 0) {
+		ctl->dev = st.st_dev;
+		ctl->ino = st.st_ino;
+	}
+	return fd;
+fail:
+	unlink(p->path);
+	ctl->bound = false;
+	close(fd);
+	return -1;
+}
+
+struct control *
+control_open(struct ev_loop *loop, const struct control_params *p, char *err, size_t errlen)
+{
+	struct control *ctl = calloc(1, sizeof(*ctl));
+
+	if (ctl == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	ctl->loop = loop;
+	ctl->max_clients = p->max_clients;
+	ctl->path = strdup(p->path != NULL ? p->path : "");
+	if (ctl->path == NULL) {
+		snprintf(err, errlen, "out of memory");
+		free(ctl);
+		return NULL;
+	}
+	if (p->fd >= 0) {
+		ctl->fd = p->fd;
+		int fl = fcntl(ctl->fd, F_GETFL);
+		if (fl < 0 || fcntl(ctl->fd, F_SETFL, fl | O_NONBLOCK) != 0) {
+			snprintf(err, errlen, "passed socket: %s", strerror(errno));
+			free(ctl->path);
+			free(ctl);
+			return NULL;
+		}
+	} else {
+		ctl->fd = control_bind(ctl, p, err, errlen);
+		if (ctl->fd < 0) {
+			free(ctl->path);
+			free(ctl);
+			return NULL;
+		}
+	}
+	ev_io_init(&ctl->accept_io, control_on_accept, ctl->fd, EV_READ);
+	ctl->accept_io.data = ctl;
+	ev_timer_init(&ctl->accept_retry, control_on_accept_retry, ACCEPT_RETRY_DELAY, 0.);
+	ctl->accept_retry.data = ctl;
+	return ctl;
+}
+
+void
+control_start(struct control *ctl)
+{
+	ev_io_start(ctl->loop, &ctl->accept_io);
+}
+
+void
+control_set_max_clients(struct control *ctl, unsigned max_clients)
+{
+	ctl->max_clients = max_clients;
+}
+
+/* ---- shutdown ------------------------------------------------------- */
+
+static void
+control_check_shutdown_done(struct control *ctl)
+{
+	if (ctl->clients != NULL || ctl->shutdown_done == NULL)
+		return;
+	ev_timer_stop(ctl->loop, &ctl->drain_timer);
+	void (*done)(void *) = ctl->shutdown_done;
+	ctl->shutdown_done = NULL;
+	done(ctl->shutdown_arg);
+}
+
+static void
+control_on_drain_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct control *ctl = w->data;
+
+	log_warning("control shutdown drain timeout after %.0fs: closing %u clients",
+	    CONTROL_SHUTDOWN_DRAIN_TIMEOUT, ctl->n_clients);
+	while (ctl->clients != NULL)
+		client_close(ctl->clients, "shutdown timeout");
+}
+
+static void
+control_close_listener(struct control *ctl)
+{
+	struct stat st;
+
+	if (ctl->fd < 0)
+		return;
+	ev_io_stop(ctl->loop, &ctl->accept_io);
+	ev_timer_stop(ctl->loop, &ctl->accept_retry);
+	close(ctl->fd);
+	ctl->fd = -1;
+	/* Remove the file only if it is still the one we made: a newer
+	 * instance may already have replaced it. */
+	if (ctl->bound && lstat(ctl->path, &st) == 0 && st.st_dev == ctl->dev &&
+	    st.st_ino == ctl->ino)
+		unlink(ctl->path);
+	ctl->bound = false;
+}
+
+void
+control_shutdown(struct control *ctl, void (*done)(void *), void *arg)
+{
+	ctl->shutting_down = true;
+	ctl->shutdown_done = done;
+	ctl->shutdown_arg = arg;
+	control_close_listener(ctl);
+
+	ev_timer_init(&ctl->drain_timer, control_on_drain_timeout,
+	    CONTROL_SHUTDOWN_DRAIN_TIMEOUT, 0.);
+	ctl->drain_timer.data = ctl;
+	ev_timer_start(ctl->loop, &ctl->drain_timer);
+
+	for (struct client *c = ctl->clients, *next; c != NULL; c = next) {
+		next = c->next;
+		if (c->state == CLIENT_OPEN)
+			c->state = CLIENT_DRAINING;
+		client_pump(c); /* may close and free c */
+	}
+	control_check_shutdown_done(ctl);
+}
+
+void
+control_free(struct control *ctl)
+{
+	if (ctl == NULL)
+		return;
+	ctl->shutdown_done = NULL;
+	while (ctl->clients != NULL)
+		client_close(ctl->clients, "exit");
+	control_close_listener(ctl);
+	ev_timer_stop(ctl->loop, &ctl->drain_timer);
+	free(ctl->path);
+	free(ctl);
+}

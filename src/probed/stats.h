@@ -1,0 +1,39 @@
+/*
+ * stats — the daemon's counters, one global struct (updated by whoever sees
+ * the event) and one formatter for the STATS line.
+ */
+#ifndef PROBED_STATS_H
+#define PROBED_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "codec.h"
+
+/* X(field): every counter appears in STATS under its field name. */
+#define STATS_COUNTERS(X) \
+	X(clients) \
+	X(clients_total) \
+	X(clients_refused) \
+	X(requests) \
+	X(errors) \
+	X(lines_too_long) \
+	X(reloads) \
+	X(reload_errors)
+
+struct stats {
+	time_t started;
+#define X(f) uint64_t f;
+	STATS_COUNTERS(X)
+#undef X
+	uint64_t verbs[CTL__VERB_COUNT];
+};
+
+extern struct stats stats;
+
+void stats_init(void);
+/* Format the whole STATS response line into out; returns its length or 0. */
+size_t stats_format(char *out, size_t cap);
+
+#endif
