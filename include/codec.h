@@ -17,6 +17,9 @@
 #include "vocab.h"
 
 #define CTL_LINE_MAX 1024          /* a request line, terminator included */
+/* Where the daemon listens and the clients knock unless told otherwise
+ * (design.md fixes it; it does not follow the install prefix). */
+#define CTL_DEFAULT_SOCKET "/run/probed/probed.sock"
 #define CTL_TIMEOUT_MAX_MS 3600000 /* timeout= accepts (0, 3600] seconds */
 
 /* X(enum name, wire word, argument: 0 none, 1 address, 2 domain, 3 either) */

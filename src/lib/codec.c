@@ -577,6 +577,18 @@ word_is(const char *s, size_t n, const char *word)
 	return strlen(word) == n && memcmp(s, word, n) == 0;
 }
 
+/* A reason word: lowercase letters, digits and '_', as in vocab.h. */
+static bool
+reason_word(const char *s, size_t len)
+{
+	if (len == 0 || len > 32)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return false;
+	return true;
+}
+
 bool
 ctl_parse_response(const char *line, size_t len, struct ctl_response *resp,
     char *scratch, size_t scratch_cap)
@@ -690,12 +702,12 @@ ctl_parse_response(const char *line, size_t len, struct ctl_response *resp,
 	}
 
 	if (resp->kind == CTL_RESP_RESULT) {
-		enum reason r;
-
-		/* A reason outside the vocabulary is refused: the line is not v1. */
+		/* design.md lets reasons be added: a client must read a reason
+		 * it does not know yet and act on the verdict.  The word's form
+		 * is still checked. */
 		if (resp->n_kv == 0 ||
 		    !word_is(resp->kv[0].key, resp->kv[0].key_len, "reason") ||
-		    !reason_from_name(resp->kv[0].value, resp->kv[0].value_len, &r))
+		    !reason_word(resp->kv[0].value, resp->kv[0].value_len))
 			return false;
 	} else if (resp->kind == CTL_RESP_FORGOTTEN) {
 		const struct ctl_kv *n = ctl_response_get(resp, "n");

@@ -5,7 +5,7 @@
  *   probectl [-s SOCKET] [--json] COMMAND [ARG...]
  *
  * Owns: the command line (commands come from CTL_VERB_LIST), choosing the
- * socket (-s, then $PROBED_SOCKET, then RUNSTATEDIR/probed/probed.sock),
+ * socket (-s, then $PROBED_SOCKET, then CTL_DEFAULT_SOCKET),
  * the pipelined conversation, and the exit status (design.md):
  *   0 all deliverable (other commands: all succeeded), 1 any undeliverable,
  *   2 otherwise, 64 usage, 69 daemon unreachable.
@@ -50,11 +50,7 @@
 #include "output.h"
 #include "vocab.h"
 
-#ifndef RUNSTATEDIR
-#error "RUNSTATEDIR must be defined by the build (-DRUNSTATEDIR='\"/run\"')"
-#endif
-
-#define DEFAULT_SOCKET RUNSTATEDIR "/probed/probed.sock"
+#define DEFAULT_SOCKET CTL_DEFAULT_SOCKET
 
 #define PIPELINE_MAX 512          /* requests sent and not yet answered */
 #define RESPONSE_MAX (64 * 1024)  /* a response line, LF included */
@@ -141,7 +137,7 @@ static void usage_short(FILE *f);
 static void usage_full(void);
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void fatal(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
-static void print_command(FILE *f, enum ctl_verb v, bool with_help);
+static void print_command(FILE *f, enum ctl_verb v);
 static bool find_command(const char *name, enum ctl_verb *out);
 static bool parse_timeout(const char *s, char *out, size_t cap);
 static const char *arg_problem(const struct client *c, const char *s, size_t len);
@@ -166,7 +162,7 @@ usage_short(FILE *f)
 }
 
 static void
-print_command(FILE *f, enum ctl_verb v, bool with_help)
+print_command(FILE *f, enum ctl_verb v)
 {
 	const struct verb *vb = &verbs[v];
 	const char *help = commands[v].help != NULL ? commands[v].help : vb->help;
@@ -178,10 +174,7 @@ print_command(FILE *f, enum ctl_verb v, bool with_help)
 	if (commands[v].verify_options)
 		n += fprintf(f, "%s", verify_options_usage);
 	n += fprintf(f, "%s", arg_usage[vb->arg]);
-	if (!with_help) {
-		putc('\n', f);
-		return;
-	}
+	/* help in a column, or on its own line under a long synopsis */
 	if (n > 30)
 		fprintf(f, "\n%32s%s\n", "", help);
 	else
@@ -197,7 +190,7 @@ usage_full(void)
 	    "\ncommands:\n", stdout);
 	for (unsigned v = 0; v < CTL__VERB_COUNT; v++)
 		if (commands[v].offered)
-			print_command(stdout, (enum ctl_verb)v, true);
+			print_command(stdout, (enum ctl_verb)v);
 	printf("\nAn ARG of \"-\" reads the arguments from standard input, one per line\n"
 	    "(blank lines and lines starting with '#' are skipped).\n"
 	    "\noptions:\n"
@@ -252,44 +245,35 @@ find_command(const char *name, enum ctl_verb *out)
 }
 
 /*
- * SECONDS: digits with at most three decimals, in (0, CTL_TIMEOUT_MAX_MS].
- * Written out again in canonical form ("5", "0.25") so the daemon never
- * sees leading zeros or trailing decimal zeros.
+ * SECONDS, judged by the daemon's own parser (the codec) so probectl takes
+ * exactly what probed takes: digits with an optional fraction, rounded up
+ * to whole milliseconds, in (0, CTL_TIMEOUT_MAX_MS].  Written out again in
+ * canonical form ("5", "0.25").
  */
 static bool
 parse_timeout(const char *s, char *out, size_t cap)
 {
-	unsigned long ms = 0;
-	size_t i = 0, digits = 0, decimals = 0;
+	char line[64];
+	struct ctl_request req;
+	struct ctl_error err;
+	int n;
 
-	for (; s[i] >= '0' && s[i] <= '9'; i++, digits++) {
-		ms = ms * 10 + (unsigned long)(s[i] - '0');
-		if (ms > CTL_TIMEOUT_MAX_MS)
-			return false;
-	}
-	ms *= 1000;
-	if (s[i] == '.') {
-		unsigned long scale = 100;
-
-		for (i++; s[i] >= '0' && s[i] <= '9'; i++, decimals++) {
-			if (decimals == 3)
-				return false;
-			ms += (unsigned long)(s[i] - '0') * scale;
-			scale /= 10;
-		}
-		if (decimals == 0)
-			return false;
-	}
-	if (s[i] != '\0' || digits == 0 || ms == 0 || ms > CTL_TIMEOUT_MAX_MS)
+	for (const char *p = s; *p != '\0'; p++)
+		if (*p == ' ' || *p == '\t')
+			return false;   /* would read as a second option */
+	n = snprintf(line, sizeof(line), "VERIFY x timeout=%s", s);
+	if (n < 0 || (size_t)n >= sizeof(line) ||
+	    !ctl_parse_request(line, (size_t)n, &req, &err) || !req.has_timeout)
 		return false;
-	if (ms % 1000 == 0)
-		snprintf(out, cap, "%lu", ms / 1000);
+	if (req.timeout_ms % 1000 == 0)
+		snprintf(out, cap, "%u", (unsigned)(req.timeout_ms / 1000));
 	else {
-		int frac = (int)(ms % 1000), width = 3;
+		unsigned frac = req.timeout_ms % 1000;
+		int width = 3;
 
 		for (; frac % 10 == 0; frac /= 10)
 			width--;
-		snprintf(out, cap, "%lu.%0*d", ms / 1000, width, frac);
+		snprintf(out, cap, "%u.%0*u", (unsigned)(req.timeout_ms / 1000), width, frac);
 	}
 	return true;
 }
@@ -340,9 +324,9 @@ parse_command_args(struct client *c, int argc, char **argv)
 			exit(0);
 		} else if (strcmp(a, "--json") == 0) {
 			c->out.mode = OUTPUT_JSON;
-		} else if (strcmp(a, "-s") == 0 || strcmp(a, "--socket") == 0 ||
+		} else if (strncmp(a, "-s", 2) == 0 || strcmp(a, "--socket") == 0 ||
 		    strncmp(a, "--socket=", 9) == 0) {
-			const char *v = a[1] == 's' ? argv[++i] :
+			const char *v = a[1] == 's' ? (a[2] != '\0' ? a + 2 : argv[++i]) :
 			    a[8] == '=' ? a + 9 : argv[++i];
 
 			if (v == NULL || v[0] == '\0')
@@ -357,8 +341,8 @@ parse_command_args(struct client *c, int argc, char **argv)
 			if (v == NULL)
 				usage_error("%s: --timeout needs SECONDS", cmd);
 			if (!parse_timeout(v, timeout, sizeof(timeout)))
-				usage_error("%s: bad --timeout '%s': seconds in (0, %d], "
-				    "at most 3 decimals", cmd, v, CTL_TIMEOUT_MAX_MS / 1000);
+				usage_error("%s: bad --timeout '%s': seconds in (0, %d]",
+				    cmd, v, CTL_TIMEOUT_MAX_MS / 1000);
 		} else
 			usage_error("%s: unknown option '%s' (an argument starting "
 			    "with '-' goes after '--')", cmd, a);
@@ -406,10 +390,24 @@ connect_daemon(struct client *c)
 	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->fd < 0)
 		fatal(EXIT_UNAVAILABLE, "socket: %s", strerror(errno));
+	/* With stdin or stdout closed the socket would become fd 0 or 1:
+	 * output would go to the daemon, stdin would read our answers. */
+	if (c->fd <= STDERR_FILENO) {
+		int fd = fcntl(c->fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+
+		if (fd < 0)
+			fatal(EXIT_UNAVAILABLE, "fcntl: %s", strerror(errno));
+		close(c->fd);
+		c->fd = fd;
+	}
 	/* Blocking connect: a Unix socket connects at once or not at all. */
-	if (connect(c->fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
-		fatal(EXIT_UNAVAILABLE, "cannot connect to %s: %s (is probed running?)",
-		    c->socket_path, strerror(errno));
+	if (connect(c->fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		int err = errno;
+
+		fatal(EXIT_UNAVAILABLE, "cannot connect to %s: %s%s", c->socket_path,
+		    strerror(err), err == ENOENT || err == ECONNREFUSED ?
+		    " (is probed running?)" : "");
+	}
 	int fl = fcntl(c->fd, F_GETFL);
 	if (fl < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		fatal(EXIT_UNAVAILABLE, "%s: fcntl: %s", c->socket_path, strerror(errno));
@@ -586,7 +584,24 @@ handle_response(struct client *c, const char *line, size_t len)
 	static char scratch[RESPONSE_MAX + CTL_RESP_MAX_KV + 1];
 	struct ctl_response r;
 	const struct pending *p;
+	bool parsed = line != NULL &&
+	    ctl_parse_response(line, len, &r, scratch, sizeof(scratch));
 
+	if (parsed && r.kind == CTL_RESP_ERROR && r.subject_len == 4 &&
+	    memcmp(r.subject, "busy", 4) == 0) {
+		/* Past max_clients probed says so, unasked, and closes. */
+		const struct ctl_kv *text = ctl_response_get(&r, "text");
+
+		fflush(stdout);
+		fprintf(stderr, "probectl: %s: probed refused the connection: ",
+		    c->socket_path);
+		if (text != NULL)
+			output_printable(stderr, text->value, text->value_len);
+		else
+			fputs("busy", stderr);
+		fputs(" (error busy)\n", stderr);
+		exit(EXIT_UNAVAILABLE);
+	}
 	if (c->answered_seq == c->sent_seq) {
 		output_malformed(&c->out, line, len, "answer to no request");
 		c->any_other = true;
@@ -601,7 +616,7 @@ handle_response(struct client *c, const char *line, size_t len)
 		c->any_other = true;
 		return;
 	}
-	if (!ctl_parse_response(line, len, &r, scratch, sizeof(scratch))) {
+	if (!parsed) {
 		output_malformed(&c->out, line, len, "not a protocol version 1 response");
 		c->any_other = true;
 		return;

@@ -926,6 +926,13 @@ test_parse_response_kinds(void **state)
 	expect_subject(&p.resp, "\"john \\\" doe\"@example.org");
 	expect_kv(&p.resp, "reason", "pending");
 	parsed_free(&p);
+
+	/* A reason a newer daemon added is read, not refused: the verdict
+	 * still tells the client what to do. */
+	assert_true(parse_s(&p, "unknown a@b.example reason=quantum_flux code=451"));
+	assert_int_equal(p.resp.verdict, VERDICT_UNKNOWN);
+	expect_kv(&p.resp, "reason", "quantum_flux");
+	parsed_free(&p);
 }
 
 static void
@@ -995,7 +1002,8 @@ test_parse_response_garbage(void **state)
 		G("deliverable"),
 		G("deliverable a@b.example"),
 		G("deliverable a@b.example code=250 reason=accepted"),
-		G("deliverable a@b.example reason=frobbed"),
+		G("deliverable a@b.example reason=Frobbed"),
+		G("deliverable a@b.example reason=\"no such\""),
 		G("deliverable a@b.example reason="),
 		G("deliverable a@b.example reason=\"\""),
 		G("deliverable a@b.example reason=Accepted"),
