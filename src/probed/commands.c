@@ -7,13 +7,21 @@
  * here, before anything else: bad syntax is a verdict (undeliverable,
  * reason=syntax) and never reaches the cache or the network.
  *
- * BUGS: the verification engine and the caches do not exist yet, so VERIFY
- * of a well-formed address answers as CHECK does (reason=not_cached),
- * DOMAIN knows nothing and FORGET has nothing to drop.
+ * VERIFY starts a probe and answers when it ends, or at its timeout= with
+ * reason=pending while the probe runs on.  Past limits.max_inflight a new
+ * probe is refused at once with reason=busy instead of queueing.
+ *
+ * BUGS: the caches do not exist yet: CHECK always answers not_cached, a
+ * probe that outlives its timeout= is finished and forgotten, DOMAIN knows
+ * nothing and FORGET has nothing to drop.
  */
 #include "autoconfig.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ev.h>
 
 #include "address.h"
 #include "codec.h"
@@ -30,6 +38,24 @@ static enum commands_next cmd_forget(struct ctl_slot *, const struct ctl_request
 static enum commands_next cmd_stats(struct ctl_slot *, const struct ctl_request *);
 static enum commands_next cmd_ping(struct ctl_slot *, const struct ctl_request *);
 static enum commands_next cmd_quit(struct ctl_slot *, const struct ctl_request *);
+
+/* One VERIFY waiting for its probe. */
+struct pending_verify {
+	struct pending_verify *prev, *next;
+	struct ctl_slot *slot;    /* NULL once answered (timeout= passed) */
+	struct verify_probe *probe;
+	ev_timer timeout;         /* the request's timeout= */
+	size_t address_len;
+	char address[];
+};
+
+static struct {
+	struct ev_loop *loop;
+	struct verifier *verifier;
+	unsigned max_inflight;
+	unsigned inflight;
+	struct pending_verify *pending;
+} engine;
 
 static const verb_handler handlers[CTL__VERB_COUNT] = {
 	[CTL_VERIFY] = cmd_verify,
@@ -66,48 +92,139 @@ reply_error(struct ctl_slot *slot, const char *reason, const char *text)
 }
 
 static void
-reply_result(struct ctl_slot *slot, const struct ctl_request *req,
+reply_result(struct ctl_slot *slot, const char *address, size_t len,
     const struct ctl_result *r)
 {
 	char buf[COMMANDS_REPLY_MAX];
 
-	reply(slot, buf, ctl_fmt_result(buf, sizeof(buf), req->arg, req->arg_len, r));
+	stats.reasons[r->reason]++;
+	reply(slot, buf, ctl_fmt_result(buf, sizeof(buf), address, len, r));
 }
 
-/* VERIFY and CHECK share everything until the cache and engine exist. */
 static void
-answer_address(struct ctl_slot *slot, const struct ctl_request *req)
+reply_reason(struct ctl_slot *slot, const struct ctl_request *req, enum reason reason,
+    const char *text)
+{
+	struct ctl_result r;
+
+	ctl_result_init(&r, reason);
+	if (text != NULL)
+		snprintf(r.text, sizeof(r.text), "%s", text);
+	reply_result(slot, req->arg, req->arg_len, &r);
+}
+
+/* Syntax first, for VERIFY and CHECK alike: bad syntax goes no further. */
+static bool
+syntax_ok(struct ctl_slot *slot, const struct ctl_request *req)
 {
 	struct address a;
-	struct ctl_result r;
 	enum address_error e = address_parse(req->arg, req->arg_len, &a);
 
-	if (e != ADDRESS_OK) {
-		if (log_enabled(LOG_DEBUG)) {
-			char shown[128];
-			log_debug("request %s syntax address=\"%s\" error=\"%s\"",
-			    ctl_verb_name(req->verb),
-			    log_printable(shown, sizeof(shown), req->arg, req->arg_len),
-			    address_strerror(e));
-		}
-		ctl_result_init(&r, REASON_SYNTAX);
-	} else {
-		ctl_result_init(&r, REASON_NOT_CACHED);
+	if (e == ADDRESS_OK)
+		return true;
+	if (log_enabled(LOG_DEBUG)) {
+		char shown[128];
+		log_debug("request %s syntax address=\"%s\" error=\"%s\"",
+		    ctl_verb_name(req->verb),
+		    log_printable(shown, sizeof(shown), req->arg, req->arg_len),
+		    address_strerror(e));
 	}
-	reply_result(slot, req, &r);
+	reply_reason(slot, req, REASON_SYNTAX, NULL);
+	return false;
+}
+
+static void
+pending_free(struct pending_verify *pv)
+{
+	ev_timer_stop(engine.loop, &pv->timeout);
+	if (pv->prev != NULL)
+		pv->prev->next = pv->next;
+	else
+		engine.pending = pv->next;
+	if (pv->next != NULL)
+		pv->next->prev = pv->prev;
+	engine.inflight--;
+	free(pv);
+}
+
+static void
+on_probe_done(const struct ctl_result *r, void *arg)
+{
+	struct pending_verify *pv = arg;
+
+	pv->probe = NULL;
+	if (pv->slot != NULL)
+		reply_result(pv->slot, pv->address, pv->address_len, r);
+	pending_free(pv);
+}
+
+static void
+answer_pending(struct pending_verify *pv, const char *text)
+{
+	struct ctl_result r;
+
+	ctl_result_init(&r, REASON_PENDING);
+	if (text != NULL)
+		snprintf(r.text, sizeof(r.text), "%s", text);
+	reply_result(pv->slot, pv->address, pv->address_len, &r);
+	pv->slot = NULL;
+}
+
+static void
+on_verify_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	/* The client stops waiting; the probe runs on to its end. */
+	answer_pending(w->data, NULL);
 }
 
 static enum commands_next
 cmd_verify(struct ctl_slot *slot, const struct ctl_request *req)
 {
-	answer_address(slot, req);
+	if (!syntax_ok(slot, req))
+		return COMMANDS_CONTINUE;
+	if (engine.verifier == NULL) {
+		reply_reason(slot, req, REASON_NOT_CACHED, NULL);
+		return COMMANDS_CONTINUE;
+	}
+	if (engine.inflight >= engine.max_inflight) {
+		reply_reason(slot, req, REASON_BUSY, "limits.max_inflight probes are running");
+		return COMMANDS_CONTINUE;
+	}
+	struct pending_verify *pv = malloc(sizeof(*pv) + req->arg_len + 1);
+	if (pv == NULL) {
+		reply_reason(slot, req, REASON_BUSY, "out of memory");
+		return COMMANDS_CONTINUE;
+	}
+	memset(pv, 0, sizeof(*pv));
+	pv->slot = slot;
+	pv->address_len = req->arg_len;
+	memcpy(pv->address, req->arg, req->arg_len);
+	pv->address[req->arg_len] = '\0';
+	ev_timer_init(&pv->timeout, on_verify_timeout, req->timeout_ms / 1000., 0.);
+	pv->timeout.data = pv;
+	pv->next = engine.pending;
+	if (engine.pending != NULL)
+		engine.pending->prev = pv;
+	engine.pending = pv;
+	engine.inflight++;
+
+	pv->probe = verify_start(engine.verifier, pv->address, pv->address_len,
+	    on_probe_done, pv);
+	if (pv->probe == NULL) {
+		pending_free(pv);
+		reply_reason(slot, req, REASON_BUSY, "out of memory");
+		return COMMANDS_CONTINUE;
+	}
+	if (req->has_timeout)
+		ev_timer_start(engine.loop, &pv->timeout);
 	return COMMANDS_CONTINUE;
 }
 
 static enum commands_next
 cmd_check(struct ctl_slot *slot, const struct ctl_request *req)
 {
-	answer_address(slot, req);
+	if (syntax_ok(slot, req))
+		reply_reason(slot, req, REASON_NOT_CACHED, NULL);
 	return COMMANDS_CONTINUE;
 }
 
@@ -153,7 +270,11 @@ cmd_stats(struct ctl_slot *slot, const struct ctl_request *req)
 {
 	char buf[COMMANDS_REPLY_MAX];
 
-	reply(slot, buf, stats_format(buf, sizeof(buf)));
+	struct verify_counters vc;
+
+	if (engine.verifier != NULL)
+		verifier_counters(engine.verifier, &vc);
+	reply(slot, buf, stats_format(buf, sizeof(buf), engine.verifier ? &vc : NULL));
 	return COMMANDS_CONTINUE;
 }
 
@@ -169,6 +290,26 @@ cmd_quit(struct ctl_slot *slot, const struct ctl_request *req)
 {
 	ctl_slot_reply(slot, "bye\n", 4);
 	return COMMANDS_CLOSE;
+}
+
+void
+commands_configure(struct verifier *v, const struct config *cfg)
+{
+	engine.loop = ev_default_loop(0);
+	engine.verifier = v;
+	engine.max_inflight = cfg->limits.max_inflight;
+}
+
+void
+commands_shutdown(void)
+{
+	while (engine.pending != NULL) {
+		struct pending_verify *pv = engine.pending;
+		verify_cancel(pv->probe);
+		if (pv->slot != NULL)
+			answer_pending(pv, "probed is stopping");
+		pending_free(pv);
+	}
 }
 
 enum commands_next

@@ -8,7 +8,9 @@
 
 #include <stddef.h>
 
+#include "config.h"
 #include "control.h"
+#include "verify.h"
 
 /* Answer size bound: a result line with every key and a 512-octet text. */
 #define COMMANDS_REPLY_MAX 4096
@@ -17,6 +19,12 @@ enum commands_next {
 	COMMANDS_CONTINUE,  /* read the next request */
 	COMMANDS_CLOSE,     /* QUIT: answer, then close; later lines are ignored */
 };
+
+/* The engine VERIFY uses and the limits it obeys; called again on reload. */
+void commands_configure(struct verifier *v, const struct config *cfg);
+/* SIGTERM: every VERIFY still probing is answered now (reason=pending) and
+ * its probe cancelled, so clients drain without waiting for the network. */
+void commands_shutdown(void);
 
 /* Parse and answer one request line (terminator removed). */
 enum commands_next commands_run(struct ctl_slot *slot, const char *line, size_t len);

@@ -99,7 +99,7 @@ _Static_assert(sizeof(enum starttls_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum policy_verify) == sizeof(int), "enum size");
 
 static check_fn check_socket_path, check_abs_path, check_group, check_helo,
-    check_mailbox, check_ip, check_ip_or_empty, check_cidr;
+    check_mailbox, check_ip, check_ip_or_empty, check_cidr, check_dns_server;
 
 static const struct word starttls_words[] = {
 	{ "never", STARTTLS_NEVER },
@@ -147,8 +147,10 @@ static const struct key keys[] = {
 	  .def_s = "info", .words = level_words, .reloadable = true },
 
 	{ .name = "dns.servers", .type = KT_STRLIST, .off = OFF(dns.servers),
-	  .max = DNS_MAX_SERVERS, .check = check_ip },
-	FLT("dns.timeout", dns.timeout, 3.0, 0.1, 60),
+	  .max = DNS_MAX_SERVERS, .check = check_dns_server },
+	/* udns takes its options only while no query runs: restart-only. */
+	{ .name = "dns.timeout", .type = KT_FLOAT, .off = OFF(dns.timeout), .def_f = 3.0,
+	  .fmin = 0.1, .fmax = 60, .reloadable = false },
 
 	INT("smtp.port", smtp.port, 25, 1, 65535),
 	FLT("smtp.connect_timeout", smtp.connect_timeout, 10.0, 0.1, 300),
@@ -407,6 +409,52 @@ check_ip(const char *v, char *canon, size_t canoncap,
 	return true;
 }
 
+/* "IP", "IPv4:port" or "[IPv6]:port": a resolver may listen off port 53. */
+static bool
+check_dns_server(const char *v, char *canon, size_t canoncap,
+    char *why, size_t whycap)
+{
+	unsigned char bin[16];
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *port = NULL;
+	size_t n;
+
+	if (parse_ip(v, bin) >= 0)
+		return true;
+	if (v[0] == '[') {
+		const char *close = strchr(v, ']');
+		if (close == NULL || close[1] != ':')
+			goto bad;
+		n = (size_t)(close - v - 1);
+		port = close + 2;
+		if (n >= sizeof(host))
+			goto bad;
+		memcpy(host, v + 1, n);
+		host[n] = '\0';
+		if (inet_pton(AF_INET6, host, bin) != 1)
+			goto bad;
+	} else {
+		const char *colon = strchr(v, ':');
+		if (colon == NULL || strchr(colon + 1, ':') != NULL)
+			goto bad;
+		n = (size_t)(colon - v);
+		port = colon + 1;
+		if (n >= sizeof(host))
+			goto bad;
+		memcpy(host, v, n);
+		host[n] = '\0';
+		if (inet_pton(AF_INET, host, bin) != 1)
+			goto bad;
+	}
+	char *end;
+	unsigned long p = strtoul(port, &end, 10);
+	if (port[0] >= '0' && port[0] <= '9' && *end == '\0' && p >= 1 && p <= 65535)
+		return true;
+bad:
+	reason(why, whycap, "is not an IP address, IPv4:port or [IPv6]:port");
+	return false;
+}
+
 static bool
 check_ip_or_empty(const char *v, char *canon, size_t canoncap,
     char *why, size_t whycap)
@@ -528,6 +576,10 @@ int_literal_fits(const char *s, size_t len, bool *is_int)
 	if (ndig == 0 || i + ndig != len)
 		return true;            /* a float or garbage: not ours */
 	*is_int = true;
+	while (ndig > 1 && s[i] == '0') {
+		i++;
+		ndig--;
+	}
 	if (ndig >= sizeof(buf))
 		return false;
 	memcpy(buf, s + i, ndig);

@@ -76,7 +76,7 @@ struct config {
 
 /*
  * Load path into a new config.  On failure returns NULL and writes one line
- * into err: "FILE:LINE: key 'smtp.port': value 70000 out of range 1..65535".
+ * into err: "FILE:LINE: key 'smtp.port': 70000 is out of range 1..65535".
  */
 struct config *config_load(const char *path, char *err, size_t errlen)
     __attribute__((warn_unused_result));

@@ -21,10 +21,13 @@
 #include <ev.h>
 #include <systemd/sd-daemon.h>
 
+#include "classify.h"
+#include "commands.h"
 #include "config.h"
 #include "control.h"
 #include "log.h"
 #include "stats.h"
+#include "verify.h"
 
 #define EXIT_USAGE 64 /* sysexits.h EX_USAGE */
 
@@ -33,6 +36,7 @@ struct daemon {
 	const char *config_path;
 	struct config *cfg;
 	struct control *ctl;
+	struct verifier *verifier;
 	ev_signal sigterm, sigint, sighup;
 	bool stopping;
 };
@@ -43,6 +47,7 @@ usage(FILE *out)
 	fprintf(out,
 	    "usage: probed [-f] [-c FILE]     run the daemon (never forks)\n"
 	    "       probed -t [-c FILE]       check the configuration and exit\n"
+	    "       probed --classify         explain server replies read from stdin\n"
 	    "       probed -h | -V\n"
 	    "  -c FILE  configuration file (default " CONFIG_DEFAULT_PATH ")\n"
 	    "  -f       log to stderr instead of the journal\n"
@@ -81,6 +86,7 @@ on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	    (unsigned long long)stats.clients);
 	sd_notify(0, "STOPPING=1\nSTATUS=stopping");
 	ev_signal_stop(loop, &d->sighup);
+	commands_shutdown();
 	control_shutdown(d->ctl, on_shutdown_done, d);
 }
 
@@ -89,6 +95,7 @@ apply_config(struct daemon *d, const struct config *cfg)
 {
 	log_set_level(cfg->log_level);
 	control_set_max_clients(d->ctl, cfg->limits.max_clients);
+	commands_configure(d->verifier, cfg);
 }
 
 static void
@@ -102,6 +109,13 @@ on_reload_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	if (cfg == NULL) {
 		stats.reload_errors++;
 		log_err("reload refused: %s", err);
+		notify_ready();
+		return;
+	}
+	if (verifier_reconfigure(d->verifier, cfg, err, sizeof(err)) != 0) {
+		stats.reload_errors++;
+		log_err("reload refused: %s", err);
+		config_free(cfg);
 		notify_ready();
 		return;
 	}
@@ -148,10 +162,11 @@ main(int argc, char **argv)
 		{ "test", no_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "classify", no_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct daemon d = { .config_path = CONFIG_DEFAULT_PATH };
-	bool foreground = false, test_only = false;
+	bool foreground = false, test_only = false, classify = false;
 	char err[1024];
 	int opt;
 
@@ -172,6 +187,9 @@ main(int argc, char **argv)
 		case 'V':
 			printf("probed %s\n", PACKAGE_VERSION);
 			return 0;
+		case 'C':
+			classify = true;
+			break;
 		default:
 			usage(stderr);
 			return EXIT_USAGE;
@@ -182,6 +200,9 @@ main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+
+	if (classify)
+		return classify_main(stdin, stdout); /* no configuration needed */
 
 	d.cfg = config_load(d.config_path, err, sizeof(err));
 	if (d.cfg == NULL) {
@@ -207,9 +228,20 @@ main(int argc, char **argv)
 		return 1;
 	}
 
+	d.verifier = verifier_new(d.loop, d.cfg, err, sizeof(err));
+	if (d.verifier == NULL) {
+		if (!foreground)
+			fprintf(stderr, "probed: %s\n", err);
+		log_crit("probed cannot start: %s", err);
+		config_free(d.cfg);
+		return 1;
+	}
+	commands_configure(d.verifier, d.cfg);
+
 	int fd = activation_socket(err, sizeof(err));
 	if (fd == -2) {
 		log_crit("probed cannot start: %s", err);
+		verifier_free(d.verifier);
 		config_free(d.cfg);
 		return 1;
 	}
@@ -226,6 +258,7 @@ main(int argc, char **argv)
 		if (!foreground)
 			fprintf(stderr, "probed: %s\n", err);
 		log_crit("probed cannot start: %s", err);
+		verifier_free(d.verifier);
 		config_free(d.cfg);
 		return 1;
 	}
@@ -246,6 +279,7 @@ main(int argc, char **argv)
 	ev_run(d.loop, 0);
 
 	control_free(d.ctl);
+	verifier_free(d.verifier);
 	config_free(d.cfg);
 	ev_loop_destroy(d.loop);
 	return 0;

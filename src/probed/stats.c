@@ -24,13 +24,14 @@ stats_init(void)
 }
 
 size_t
-stats_format(char *out, size_t cap)
+stats_format(char *out, size_t cap, const struct verify_counters *engine)
 {
 	/* Keys are static names, values decimal numbers: no quoting needed. */
-	enum { MAX_KEYS = 64, NUM = 24 };
+	enum { MAX_KEYS = 80, NUM = 24 };
 	const char *kv[2 * MAX_KEYS + 1];
 	char nums[MAX_KEYS][NUM];
 	char verb_keys[CTL__VERB_COUNT][16];
+	static char reason_keys[REASON__COUNT][32];
 	size_t k = 0, n = 0;
 
 #define ADD(key, value) do { \
@@ -38,6 +39,10 @@ stats_format(char *out, size_t cap)
 	kv[k++] = (key); kv[k++] = nums[n++]; \
 } while (0)
 
+	if (reason_keys[0][0] == '\0')
+		for (unsigned r = 0; r < REASON__COUNT; r++)
+			snprintf(reason_keys[r], sizeof(reason_keys[r]), "reason_%s",
+			    reason_name((enum reason)r));
 	time_t now = time(NULL);
 	ADD("uptime", now > stats.started ? now - stats.started : 0);
 #define X(f) ADD(#f, stats.f);
@@ -51,6 +56,16 @@ stats_format(char *out, size_t cap)
 		verb_keys[v][i] = '\0';
 		ADD(verb_keys[v], stats.verbs[v]);
 	}
+	if (engine != NULL) {
+		ADD("probes", engine->probes);
+		ADD("inflight", engine->inflight);
+		ADD("sessions", engine->sessions);
+		ADD("rcpts", engine->rcpts);
+		ADD("dns_queries", engine->dns_queries);
+	}
+	for (unsigned r = 0; r < REASON__COUNT; r++)
+		if (stats.reasons[r] > 0)
+			ADD(reason_keys[r], stats.reasons[r]);
 #undef ADD
 	kv[k] = NULL;
 	return ctl_fmt_line(out, cap, "stats", NULL, kv);

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "codec.h"
+#include "verify.h"
 
 /* X(field): every counter appears in STATS under its field name. */
 #define STATS_COUNTERS(X) \
@@ -28,12 +29,14 @@ struct stats {
 	STATS_COUNTERS(X)
 #undef X
 	uint64_t verbs[CTL__VERB_COUNT];
+	uint64_t reasons[REASON__COUNT];   /* verdicts answered, by reason */
 };
 
 extern struct stats stats;
 
 void stats_init(void);
-/* Format the whole STATS response line into out; returns its length or 0. */
-size_t stats_format(char *out, size_t cap);
+/* Format the whole STATS response line into out; returns its length or 0.
+ * engine: the verifier's counters, NULL when there is no engine. */
+size_t stats_format(char *out, size_t cap, const struct verify_counters *engine);
 
 #endif

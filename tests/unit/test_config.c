@@ -27,6 +27,7 @@
 
 #include <cmocka.h>
 
+#include "codec.h"
 #include "config.h"
 
 #ifndef TEST_SRCDIR
@@ -238,6 +239,8 @@ test_defaults(void **state)
 	assert_string_equal(c->mail_from, "");
 	assert_string_equal(c->fallback_mail_from, "");
 	assert_int_equal(c->log_level, LOG_INFO);
+	/* The clients knock where the daemon listens by default. */
+	assert_string_equal(c->socket, CTL_DEFAULT_SOCKET);
 	assert_int_equal(c->dns.servers.n, 0);
 	assert_non_null(c->dns.servers.v);
 	assert_null(c->dns.servers.v[0]);
@@ -318,6 +321,7 @@ test_each_key(void **state)
 {
 	static const char *const restart[] = {
 		"socket", "socket_mode", "socket_group", "state_dir", "dns.servers",
+		"dns.timeout",
 	};
 	static const char *const types[] = {
 		"string", "octal", "enum", "integer", "float", "list", "level",
@@ -600,9 +604,9 @@ test_custom_file(void **state)
 	assert_int_equal(c->policy.verify, POLICY_VERIFY_SENDER);
 	assert_true(c->policy.wait == 0.5);
 
-	/* socket_mode "660" is the default 0660, so four restart keys differ. */
-	assert_int_equal(config_restart_keys(d, c, names, sizeof(names)), 4);
-	assert_string_equal(names, "socket,socket_group,state_dir,dns.servers");
+	/* socket_mode "660" is the default 0660, so five restart keys differ. */
+	assert_int_equal(config_restart_keys(d, c, names, sizeof(names)), 5);
+	assert_string_equal(names, "socket,socket_group,state_dir,dns.servers,dns.timeout");
 	config_free(c);
 	config_free(d);
 }
@@ -781,12 +785,15 @@ test_error_integer_overflow(void **state)
 	expect_error("smtp: { port = 25; max_mx = 4294967297; };\n", 1,
 	    "key 'smtp.max_mx': 4294967297 is out of range 1..20");
 
-	struct config *c = load_ok("smtp: { port = 25L; max_mx = 0x3; };\n"
+	struct config *c = load_ok("smtp: { port = 25L; max_mx = 0x3;\n"
+	    "  max_rcpt_per_session = 000000000000000000000000000000000000000"
+	    "00000000000000000000000000000000000000000000000000000007; };\n"
 	    "# port = 99999999999 in a comment\n"
 	    "helo_name = \"x99999999999.example\";\n"
 	    "dns: { timeout = 1e1; };\n");
 	assert_int_equal(c->smtp.port, 25);
 	assert_int_equal(c->smtp.max_mx, 3);
+	assert_int_equal(c->smtp.max_rcpt_per_session, 7);
 	assert_true(c->dns.timeout == 10.0);
 	config_free(c);
 }
@@ -994,13 +1001,32 @@ test_ip_addresses(void **state)
 	assert_string_equal(c->smtp.source_address, "::1");
 	config_free(c);
 
+	/* A resolver may listen off port 53; a source address has no port. */
+	c = load_ok("dns: { servers = [ \"127.0.1.53:5353\", \"[::1]:53\" ]; };\n");
+	assert_int_equal(c->dns.servers.n, 2);
+	config_free(c);
+	static const char *const bad_ports[] = {
+		"1.2.3.4:0", "1.2.3.4:65536", "1.2.3.4:", "[::1]", "[::1]:", "[::1]:x",
+		"[1.2.3.4]:53", "1.2.3.4:53:53", "[::1]:-1",
+	};
+	for (size_t i = 0; i < sizeof(bad_ports) / sizeof(bad_ports[0]); i++) {
+		snprintf(text, sizeof(text), "dns: { servers = [ \"%s\" ]; };\n", bad_ports[i]);
+		snprintf(msg, sizeof(msg), "key 'dns.servers': '%s' is not an IP address, "
+		    "IPv4:port or [IPv6]:port", bad_ports[i]);
+		expect_error(text, 1, msg);
+	}
+
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (strcmp(bad[i], "1.2.3.4:53") == 0)
+			goto source_only;
 		snprintf(text, sizeof(text),
 		    "dns:\n{\n  servers = ( \"127.0.0.1\",\n    \"%s\" );\n};\n",
 		    bad[i]);
 		snprintf(msg, sizeof(msg),
-		    "key 'dns.servers': '%s' is not an IP address", bad[i]);
+		    "key 'dns.servers': '%s' is not an IP address, IPv4:port or [IPv6]:port",
+		    bad[i]);
 		expect_error(text, 4, msg);
+source_only:
 		if (bad[i][0] == '\0')
 			continue;       /* "" is a valid source_address */
 		snprintf(text, sizeof(text), "smtp: { source_address = \"%s\"; };\n",
@@ -1266,8 +1292,7 @@ test_restart_keys(void **state)
 	assert_non_null(d);
 	/* Reloadable keys never ask for a restart. */
 	c = load_ok("helo_name = \"probe.example.org\";\nlog_level = \"debug\";\n"
-	    "smtp: { port = 2525; allow_networks = [ \"127.0.0.0/8\" ]; };\n"
-	    "dns: { timeout = 1.0; };\n");
+	    "smtp: { port = 2525; allow_networks = [ \"127.0.0.0/8\" ]; };\n");
 	assert_int_equal(config_restart_keys(d, c, names, sizeof(names)), 0);
 	assert_string_equal(names, "");
 	config_free(c);

@@ -1,0 +1,125 @@
+/*
+ * smtp_session — the SMTP probe conversation as an explicit state machine,
+ * free of sockets and clocks: bytes in, bytes out, one named timer, and an
+ * outcome at the end.  smtp_io.c drives it over TCP (and TLS) on libev; the
+ * tests drive it with a scripted server and a fake clock.
+ *
+ *   CONNECT -> BANNER -> EHLO [-> HELO] [-> STARTTLS -> TLS -> EHLO]
+ *           -> MAIL [-> MAIL fallback sender] -> RCPT -> [RCPT random]
+ *           [-> RSET -> MAIL -> RCPT random] -> QUIT -> DONE
+ *
+ * The session knows nothing of its caller: what to say comes in
+ * smtp_session_params, what happened leaves in smtp_outcome through the
+ * finish callback, exactly once.
+ */
+#ifndef PROBED_SMTP_SESSION_H
+#define PROBED_SMTP_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "classify.h"
+#include "config.h"
+#include "smtp_reply.h"
+
+struct smtp_session;
+
+enum smtp_state {
+	SMTP_CONNECT,       /* waiting for the TCP connection */
+	SMTP_BANNER,        /* waiting for the greeting */
+	SMTP_EHLO,
+	SMTP_HELO,          /* EHLO was refused */
+	SMTP_STARTTLS,
+	SMTP_TLS,           /* TLS handshake in the driver */
+	SMTP_MAIL,
+	SMTP_RCPT,          /* the address being verified */
+	SMTP_RCPT_RANDOM,   /* the catch-all check */
+	SMTP_RSET,          /* one-recipient server: second transaction */
+	SMTP_MAIL2,
+	SMTP_RCPT_RANDOM2,
+	SMTP_QUIT,
+	SMTP_DONE,
+	SMTP__STATE_COUNT
+};
+
+/* How the session ended. */
+enum smtp_failure {
+	SMTP_OK,             /* the target RCPT was answered */
+	SMTP_FAIL_CONNECT,   /* TCP connect refused, unreachable, ... */
+	SMTP_FAIL_TIMEOUT,   /* a stage's timer ran out */
+	SMTP_FAIL_DROPPED,   /* the server closed or reset the connection */
+	SMTP_FAIL_PROTOCOL,  /* a malformed or unexpected reply */
+	SMTP_FAIL_TLS,       /* STARTTLS refused (required) or handshake failed */
+	SMTP_FAIL_REPLY,     /* a reply before RCPT ended the session */
+	SMTP_FAIL_UTF8,      /* the address needs SMTPUTF8; the server lacks it */
+};
+
+#define SMTP_KEPT_TEXT_MAX 512 /* reply text kept for the answer (as ctl_result) */
+
+struct smtp_reply_copy {
+	int code;              /* 0: no reply */
+	char enhanced[16];
+	char text[SMTP_KEPT_TEXT_MAX];
+};
+
+struct smtp_outcome {
+	enum smtp_failure failure;
+	enum smtp_state state;       /* where it ended (failure) */
+	char detail[96];             /* "connection refused", "greeting_timeout", ... */
+	struct classification failure_class; /* for SMTP_FAIL_REPLY */
+	struct smtp_reply_copy failure_reply;
+
+	bool target_answered;
+	struct classification target;
+	struct smtp_reply_copy target_reply;
+
+	bool random_answered;
+	struct classification random;
+	struct smtp_reply_copy random_reply;
+
+	bool tls;                    /* the conversation ran over TLS */
+	bool fallback_sender;        /* the null sender was refused */
+	unsigned extensions;         /* from the last EHLO */
+};
+
+struct smtp_session_params {
+	const char *helo_name;
+	const char *mail_from;          /* "" = null sender */
+	const char *fallback_mail_from; /* "" = none */
+	const char *rcpt;               /* the address, syntax already checked */
+	bool rcpt_utf8;                 /* needs SMTPUTF8 */
+	const char *random_rcpt;        /* NULL: catch-all status is known */
+	enum starttls_mode starttls;
+	bool tls_available;             /* the driver can do TLS */
+	double connect_timeout;
+	double greeting_timeout;
+	double command_timeout;
+};
+
+/* What the session asks of its driver.  Every call may happen from inside
+ * any smtp_session_* entry point. */
+struct smtp_session_ops {
+	void (*send)(void *io, const char *data, size_t len);
+	void (*set_timer)(void *io, double seconds, const char *name);
+	void (*start_tls)(void *io);
+	void (*finish)(void *io, const struct smtp_outcome *outcome);
+};
+
+/* Starts in SMTP_CONNECT with the connect timer armed. */
+struct smtp_session *smtp_session_new(const struct smtp_session_params *p,
+    const struct smtp_session_ops *ops, void *io) __attribute__((warn_unused_result));
+void smtp_session_free(struct smtp_session *s);
+
+/* Events from the driver. */
+void smtp_session_connected(struct smtp_session *s);
+void smtp_session_connect_failed(struct smtp_session *s, const char *detail);
+void smtp_session_input(struct smtp_session *s, const char *data, size_t len);
+void smtp_session_closed(struct smtp_session *s, const char *detail);
+void smtp_session_timeout(struct smtp_session *s);
+void smtp_session_tls_done(struct smtp_session *s, bool ok, const char *detail);
+
+enum smtp_state smtp_session_state(const struct smtp_session *s);
+const char *smtp_state_name(enum smtp_state st);
+const char *smtp_failure_name(enum smtp_failure f);
+
+#endif

@@ -1,0 +1,644 @@
+/*
+ * test_smtp_session — the SMTP state machine against a scripted server and
+ * a fake clock: no sockets, no real time.  Each test plays the server's
+ * side line by line and checks what the session sends, which timer it
+ * arms, and the outcome it reports.
+ */
+#include "autoconfig.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "smtp_session.h"
+
+struct fake {
+	char sent[16384];
+	size_t sent_len;
+	size_t sends;            /* number of send() calls */
+	double timer;            /* seconds of the armed timer, 0 = none */
+	const char *timer_name;
+	bool tls_started;
+	bool finished;
+	unsigned finish_calls;
+	struct smtp_outcome out;
+	struct smtp_session *s;
+};
+
+static void
+f_send(void *io, const char *data, size_t len)
+{
+	struct fake *f = io;
+
+	assert_true(f->sent_len + len < sizeof(f->sent));
+	memcpy(f->sent + f->sent_len, data, len);
+	f->sent_len += len;
+	f->sent[f->sent_len] = '\0';
+	f->sends++;
+}
+
+static void
+f_set_timer(void *io, double seconds, const char *name)
+{
+	struct fake *f = io;
+
+	f->timer = seconds;
+	f->timer_name = name;
+}
+
+static void
+f_start_tls(void *io)
+{
+	((struct fake *)io)->tls_started = true;
+}
+
+static void
+f_finish(void *io, const struct smtp_outcome *o)
+{
+	struct fake *f = io;
+
+	f->finished = true;
+	f->finish_calls++;
+	f->out = *o;
+}
+
+static const struct smtp_session_ops ops = {
+	.send = f_send,
+	.set_timer = f_set_timer,
+	.start_tls = f_start_tls,
+	.finish = f_finish,
+};
+
+static struct smtp_session_params
+params(void)
+{
+	return (struct smtp_session_params){
+		.helo_name = "probe.test",
+		.mail_from = "",
+		.fallback_mail_from = "",
+		.rcpt = "alice@x.test",
+		.random_rcpt = "zz9q@x.test",
+		.starttls = STARTTLS_OPPORTUNISTIC,
+		.tls_available = true,
+		.connect_timeout = 10.,
+		.greeting_timeout = 30.,
+		.command_timeout = 20.,
+	};
+}
+
+static struct fake *
+start(const struct smtp_session_params *p)
+{
+	struct fake *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	f->s = smtp_session_new(p, &ops, f);
+	assert_non_null(f->s);
+	assert_int_equal(f->timer, p->connect_timeout);
+	smtp_session_connected(f->s);
+	assert_int_equal(smtp_session_state(f->s), SMTP_BANNER);
+	assert_true(f->timer == p->greeting_timeout);
+	assert_string_equal(f->timer_name, "greeting_timeout");
+	return f;
+}
+
+static void
+done(struct fake *f)
+{
+	smtp_session_free(f->s);
+	free(f);
+}
+
+/* The server says something; the session must then have sent exactly want
+ * (since the last expect) — or nothing, for want == "". */
+static void
+server(struct fake *f, const char *says, const char *want)
+{
+	f->sent_len = 0;
+	f->sent[0] = '\0';
+	smtp_session_input(f->s, says, strlen(says));
+	assert_string_equal(f->sent, want);
+}
+
+static void
+test_plain_conversation(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	server(f, "220 mx.x.test ESMTP\r\n", "EHLO probe.test\r\n");
+	assert_int_equal(smtp_session_state(f->s), SMTP_EHLO);
+	assert_string_equal(f->timer_name, "command_timeout");
+	server(f, "250-mx.x.test\r\n250-SIZE 1000\r\n250 8BITMIME\r\n", "MAIL FROM:<>\r\n");
+	server(f, "250 2.1.0 Ok\r\n", "RCPT TO:<alice@x.test>\r\n");
+	server(f, "250 2.1.5 Ok\r\n", "RCPT TO:<zz9q@x.test>\r\n");
+	server(f, "550 5.1.1 <zz9q@x.test>: Recipient address rejected: User unknown\r\n",
+	    "QUIT\r\n");
+	assert_false(f->finished);
+	server(f, "221 2.0.0 Bye\r\n", "");
+	assert_true(f->finished);
+	assert_int_equal(f->finish_calls, 1);
+	assert_int_equal(f->out.failure, SMTP_OK);
+	assert_true(f->out.target_answered);
+	assert_int_equal(f->out.target.reason, REASON_ACCEPTED);
+	assert_int_equal(f->out.target_reply.code, 250);
+	assert_string_equal(f->out.target_reply.enhanced, "2.1.5");
+	assert_true(f->out.random_answered);
+	assert_int_equal(f->out.random.reason, REASON_NO_SUCH_USER);
+	assert_false(f->out.tls);
+	assert_true(f->timer == 0.);
+	done(f);
+}
+
+static void
+test_pipelining_one_write(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	server(f, "220 mx ESMTP\r\n", "EHLO probe.test\r\n");
+	size_t before = f->sends;
+	server(f, "250-mx\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES\r\n",
+	    "MAIL FROM:<>\r\nRCPT TO:<alice@x.test>\r\nRCPT TO:<zz9q@x.test>\r\n");
+	assert_int_equal(f->sends, before + 1); /* one write */
+	/* All three replies in one segment, as a pipelining server sends them. */
+	server(f, "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n", "QUIT\r\n");
+	server(f, "221 Bye\r\n", "");
+	assert_int_equal(f->out.failure, SMTP_OK);
+	assert_int_equal(f->out.target.reason, REASON_ACCEPTED);
+	assert_true(f->out.random_answered);
+	assert_int_equal(f->out.random.reason, REASON_ACCEPTED); /* catch-all */
+	done(f);
+}
+
+static void
+test_pipelined_target_refused_random_ignored(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	server(f, "220 mx ESMTP\r\n", "EHLO probe.test\r\n");
+	server(f, "250-mx\r\n250 PIPELINING\r\n",
+	    "MAIL FROM:<>\r\nRCPT TO:<alice@x.test>\r\nRCPT TO:<zz9q@x.test>\r\n");
+	server(f, "250 Ok\r\n550 5.1.1 User unknown\r\n", "");
+	server(f, "550 5.1.1 User unknown\r\n", "QUIT\r\n");
+	server(f, "221 Bye\r\n", "");
+	assert_int_equal(f->out.failure, SMTP_OK);
+	assert_int_equal(f->out.target.reason, REASON_NO_SUCH_USER);
+	assert_false(f->out.random_answered);
+	done(f);
+}
+
+static void
+test_banner_timeout(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	/* "220-" and then silence: 30 s pass. */
+	server(f, "220-mx.x.test slow greeting\r\n", "");
+	assert_false(f->finished);
+	assert_string_equal(f->timer_name, "greeting_timeout");
+	smtp_session_timeout(f->s);
+	assert_true(f->finished);
+	assert_int_equal(f->out.failure, SMTP_FAIL_TIMEOUT);
+	assert_int_equal(f->out.state, SMTP_BANNER);
+	assert_string_equal(f->out.detail, "greeting_timeout");
+	done(f);
+}
+
+static void
+test_connect_timeout_and_failure(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = calloc(1, sizeof(*f));
+
+	f->s = smtp_session_new(&p, &ops, f);
+	assert_string_equal(f->timer_name, "connect_timeout");
+	smtp_session_timeout(f->s);
+	assert_int_equal(f->out.failure, SMTP_FAIL_TIMEOUT);
+	assert_int_equal(f->out.state, SMTP_CONNECT);
+	assert_int_equal(f->sent_len, 0); /* no QUIT on a connection that never was */
+	done(f);
+
+	f = calloc(1, sizeof(*f));
+	f->s = smtp_session_new(&p, &ops, f);
+	smtp_session_connect_failed(f->s, "Connection refused");
+	assert_int_equal(f->out.failure, SMTP_FAIL_CONNECT);
+	assert_string_equal(f->out.detail, "Connection refused");
+	done(f);
+}
+
+static void
+test_ehlo_refused_helo(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	server(f, "220 old server\r\n", "EHLO probe.test\r\n");
+	server(f, "502 5.5.2 Error: command not recognized\r\n", "HELO probe.test\r\n");
+	assert_int_equal(smtp_session_state(f->s), SMTP_HELO);
+	server(f, "250 old server\r\n", "MAIL FROM:<>\r\n");
+	server(f, "250 ok\r\n", "RCPT TO:<alice@x.test>\r\n");
+	server(f, "250 ok\r\n", "RCPT TO:<zz9q@x.test>\r\n");
+	server(f, "550 no such user\r\n", "QUIT\r\n");
+	smtp_session_closed(f->s, "connection closed");
+	assert_int_equal(f->out.failure, SMTP_OK);
+	assert_int_equal(f->out.target.reason, REASON_ACCEPTED);
+	done(f);
+}
+
+static void
+test_banner_554_is_not_about_the_mailbox(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	server(f, "554 5.7.1 Service unavailable; client host blocked using zen.spamhaus.org\r\n",
+	    "QUIT\r\n");
+	server(f, "221 bye\r\n", "");
+	assert_int_equal(f->out.failure, SMTP_FAIL_REPLY);
+	assert_int_equal(f->out.state, SMTP_BANNER);
+	assert_false(f->out.target_answered);
+	assert_int_equal(f->out.failure_class.reason, REASON_BLOCKED);
+	assert_int_equal(f->out.failure_reply.code, 554);
+	assert_int_not_equal(reason_verdict(f->out.failure_class.reason), VERDICT_UNDELIVERABLE);
+	done(f);
+}
+
+static void
+test_421_banner_no_quit(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	server(f, "421 4.7.0 Try again later, closing connection.\r\n", "");
+	assert_true(f->finished);
+	assert_int_equal(f->out.failure, SMTP_FAIL_REPLY);
+	assert_int_equal(f->out.failure_class.reason, REASON_RATE_LIMITED);
+	done(f);
+}
+
+static void
+test_null_sender_fallback(void **state)
+{
+	struct smtp_session_params p = params();
+	p.fallback_mail_from = "postmaster@probe.test";
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "250 mx\r\n", "MAIL FROM:<>\r\n");
+	server(f, "553 5.1.7 The sender address <> is not accepted\r\n",
+	    "MAIL FROM:<postmaster@probe.test>\r\n");
+	server(f, "250 ok\r\n", "RCPT TO:<alice@x.test>\r\n");
+	server(f, "550 5.1.1 unknown\r\n", "QUIT\r\n");
+	server(f, "221 bye\r\n", "");
+	assert_int_equal(f->out.failure, SMTP_OK);
+	assert_true(f->out.fallback_sender);
+	assert_int_equal(f->out.target.reason, REASON_NO_SUCH_USER);
+	done(f);
+}
+
+static void
+test_pipelined_null_sender_fallback(void **state)
+{
+	struct smtp_session_params p = params();
+	p.fallback_mail_from = "postmaster@probe.test";
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "250-mx\r\n250 PIPELINING\r\n",
+	    "MAIL FROM:<>\r\nRCPT TO:<alice@x.test>\r\nRCPT TO:<zz9q@x.test>\r\n");
+	/* The RCPTs that rode along are refused for want of a MAIL. */
+	server(f, "550 5.7.1 null sender refused\r\n503 5.5.1 need MAIL\r\n", "");
+	server(f, "503 5.5.1 need MAIL\r\n",
+	    "MAIL FROM:<postmaster@probe.test>\r\nRCPT TO:<alice@x.test>\r\nRCPT TO:<zz9q@x.test>\r\n");
+	server(f, "250 ok\r\n250 ok\r\n550 5.1.1 unknown\r\n", "QUIT\r\n");
+	server(f, "221 bye\r\n", "");
+	assert_int_equal(f->out.failure, SMTP_OK);
+	assert_true(f->out.fallback_sender);
+	assert_int_equal(f->out.target.reason, REASON_ACCEPTED);
+	assert_int_equal(f->out.random.reason, REASON_NO_SUCH_USER);
+	done(f);
+}
+
+static void
+test_sender_refused_without_fallback(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "250 mx\r\n", "MAIL FROM:<>\r\n");
+	server(f, "550 5.7.1 sender rejected\r\n", "QUIT\r\n");
+	server(f, "221 bye\r\n", "");
+	assert_int_equal(f->out.failure, SMTP_FAIL_REPLY);
+	assert_int_equal(f->out.state, SMTP_MAIL);
+	assert_false(f->out.target_answered);
+	assert_int_not_equal(reason_verdict(f->out.failure_class.reason), VERDICT_UNDELIVERABLE);
+	done(f);
+}
+
+static void
+test_starttls(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "250-mx\r\n250-STARTTLS\r\n250 PIPELINING\r\n", "STARTTLS\r\n");
+	server(f, "220 2.0.0 Ready to start TLS\r\n", "");
+	assert_true(f->tls_started);
+	assert_int_equal(smtp_session_state(f->s), SMTP_TLS);
+	f->sent_len = 0;
+	f->sent[0] = '\0';
+	smtp_session_tls_done(f->s, true, NULL);
+	assert_string_equal(f->sent, "EHLO probe.test\r\n");
+	/* Extensions are relearned: this time no PIPELINING. */
+	server(f, "250-mx\r\n250 SIZE 100\r\n", "MAIL FROM:<>\r\n");
+	server(f, "250 ok\r\n", "RCPT TO:<alice@x.test>\r\n");
+	server(f, "250 ok\r\n", "RCPT TO:<zz9q@x.test>\r\n");
+	server(f, "250 ok\r\n", "QUIT\r\n");
+	server(f, "221 bye\r\n", "");
+	assert_true(f->out.tls);
+	assert_int_equal(f->out.failure, SMTP_OK);
+	done(f);
+}
+
+static void
+test_starttls_injection_refused(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "250-mx\r\n250 STARTTLS\r\n", "STARTTLS\r\n");
+	/* Plaintext smuggled behind the 220 (CVE-2011-0411). */
+	server(f, "220 go ahead\r\n250 injected\r\n", "");
+	assert_false(f->tls_started);
+	assert_int_equal(f->out.failure, SMTP_FAIL_PROTOCOL);
+	done(f);
+}
+
+static void
+test_starttls_required_not_offered(void **state)
+{
+	struct smtp_session_params p = params();
+	p.starttls = STARTTLS_REQUIRED;
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "250-mx\r\n250 PIPELINING\r\n", "QUIT\r\n");
+	assert_false(f->finished); /* polite: QUIT is answered first */
+	server(f, "221 bye\r\n", "");
+	assert_true(f->finished);
+	assert_int_equal(f->out.failure, SMTP_FAIL_TLS);
+	assert_string_equal(f->out.detail, "STARTTLS not offered");
+	done(f);
+}
+
+static void
+test_tls_handshake_failure(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "250-mx\r\n250 STARTTLS\r\n", "STARTTLS\r\n");
+	server(f, "220 ready\r\n", "");
+	smtp_session_tls_done(f->s, false, "wrong version number");
+	assert_true(f->finished);
+	assert_int_equal(f->out.failure, SMTP_FAIL_TLS);
+	assert_int_equal(f->out.state, SMTP_TLS);
+	done(f);
+}
+
+static void
+test_out_of_turn_reply(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	/* A reply to a command not yet sent: must not answer the EHLO. */
+	server(f, "220 mx\r\n250 too early\r\n", "");
+	assert_true(f->finished);
+	assert_int_equal(f->out.failure, SMTP_FAIL_PROTOCOL);
+	done(f);
+}
+
+static void
+test_malformed_reply(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "hello there\r\n", "");
+	assert_int_equal(f->out.failure, SMTP_FAIL_PROTOCOL);
+	done(f);
+
+	f = start(&p);
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "250-mx\r\n251 changed code\r\n", "");
+	assert_int_equal(f->out.failure, SMTP_FAIL_PROTOCOL);
+	done(f);
+}
+
+static void
+test_endless_multiline_reply(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	for (int i = 0; i < 100 && !f->finished; i++)
+		smtp_session_input(f->s, "250-EXTENSION\r\n", 15);
+	assert_false(f->finished);
+	smtp_session_input(f->s, "250-EXTENSION\r\n", 15); /* line 101 */
+	assert_true(f->finished);
+	assert_int_equal(f->out.failure, SMTP_FAIL_PROTOCOL);
+	done(f);
+}
+
+static void
+test_huge_line(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+	char chunk[1000];
+
+	memset(chunk, 'x', sizeof(chunk));
+	smtp_session_input(f->s, "220 ", 4);
+	for (int i = 0; i < 10000 && !f->finished; i++) /* 10 MB, no CRLF */
+		smtp_session_input(f->s, chunk, sizeof(chunk));
+	assert_true(f->finished);
+	assert_int_equal(f->out.failure, SMTP_FAIL_PROTOCOL);
+	done(f);
+}
+
+static void
+test_drop_after_target(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "250 mx\r\n", "MAIL FROM:<>\r\n");
+	server(f, "250 ok\r\n", "RCPT TO:<alice@x.test>\r\n");
+	server(f, "250 ok\r\n", "RCPT TO:<zz9q@x.test>\r\n");
+	smtp_session_closed(f->s, "connection closed");
+	assert_int_equal(f->out.failure, SMTP_OK);
+	assert_true(f->out.target_answered);
+	assert_false(f->out.random_answered);
+	assert_string_equal(f->out.detail, "connection closed");
+	done(f);
+}
+
+static void
+test_drop_before_rcpt(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "250 mx\r\n", "MAIL FROM:<>\r\n");
+	smtp_session_closed(f->s, "connection reset");
+	assert_int_equal(f->out.failure, SMTP_FAIL_DROPPED);
+	assert_int_equal(f->out.state, SMTP_MAIL);
+	done(f);
+}
+
+static void
+test_421_at_rcpt(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "250 mx\r\n", "MAIL FROM:<>\r\n");
+	server(f, "250 ok\r\n", "RCPT TO:<alice@x.test>\r\n");
+	server(f, "421 4.4.2 mx Error: timeout exceeded\r\n", "");
+	assert_true(f->finished);
+	assert_int_equal(f->out.failure, SMTP_FAIL_REPLY);
+	assert_false(f->out.target_answered);
+	done(f);
+}
+
+static void
+test_one_recipient_per_transaction(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "250 mx\r\n", "MAIL FROM:<>\r\n");
+	server(f, "250 ok\r\n", "RCPT TO:<alice@x.test>\r\n");
+	server(f, "250 ok\r\n", "RCPT TO:<zz9q@x.test>\r\n");
+	server(f, "452 4.5.3 Too many recipients\r\n", "RSET\r\n");
+	server(f, "250 ok\r\n", "MAIL FROM:<>\r\n");
+	server(f, "250 ok\r\n", "RCPT TO:<zz9q@x.test>\r\n");
+	server(f, "550 5.1.1 no such user\r\n", "QUIT\r\n");
+	server(f, "221 bye\r\n", "");
+	assert_int_equal(f->out.failure, SMTP_OK);
+	assert_true(f->out.random_answered);
+	assert_int_equal(f->out.random.reason, REASON_NO_SUCH_USER);
+	done(f);
+}
+
+static void
+test_smtputf8(void **state)
+{
+	struct smtp_session_params p = params();
+	p.rcpt = "pel\xc3\xa9@x.test";
+	p.rcpt_utf8 = true;
+	p.random_rcpt = NULL;
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "250-mx\r\n250 SMTPUTF8\r\n", "MAIL FROM:<> SMTPUTF8\r\n");
+	server(f, "250 ok\r\n", "RCPT TO:<pel\xc3\xa9@x.test>\r\n");
+	server(f, "250 ok\r\n", "QUIT\r\n");
+	done(f);
+
+	f = start(&p);
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "250-mx\r\n250 8BITMIME\r\n", "QUIT\r\n");
+	smtp_session_closed(f->s, "connection closed");
+	assert_int_equal(f->out.failure, SMTP_FAIL_UTF8);
+	done(f);
+}
+
+static void
+test_unsafe_parameters_refused(void **state)
+{
+	struct fake f;
+	struct smtp_session_params p = params();
+
+	memset(&f, 0, sizeof(f));
+	p.rcpt = "a@x.test>\r\nDATA";
+	assert_null(smtp_session_new(&p, &ops, &f));
+	p = params();
+	p.helo_name = "probe\ntest";
+	assert_null(smtp_session_new(&p, &ops, &f));
+	p = params();
+	p.random_rcpt = "r@x\rtest";
+	assert_null(smtp_session_new(&p, &ops, &f));
+}
+
+static void
+test_timeout_after_target_keeps_answer(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "250 mx\r\n", "MAIL FROM:<>\r\n");
+	server(f, "250 ok\r\n", "RCPT TO:<alice@x.test>\r\n");
+	server(f, "250 ok\r\n", "RCPT TO:<zz9q@x.test>\r\n");
+	smtp_session_timeout(f->s);
+	assert_int_equal(f->out.failure, SMTP_OK);
+	assert_true(f->out.target_answered);
+	assert_false(f->out.random_answered);
+	done(f);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_plain_conversation),
+		cmocka_unit_test(test_pipelining_one_write),
+		cmocka_unit_test(test_pipelined_target_refused_random_ignored),
+		cmocka_unit_test(test_banner_timeout),
+		cmocka_unit_test(test_connect_timeout_and_failure),
+		cmocka_unit_test(test_ehlo_refused_helo),
+		cmocka_unit_test(test_banner_554_is_not_about_the_mailbox),
+		cmocka_unit_test(test_421_banner_no_quit),
+		cmocka_unit_test(test_null_sender_fallback),
+		cmocka_unit_test(test_pipelined_null_sender_fallback),
+		cmocka_unit_test(test_sender_refused_without_fallback),
+		cmocka_unit_test(test_starttls),
+		cmocka_unit_test(test_starttls_injection_refused),
+		cmocka_unit_test(test_starttls_required_not_offered),
+		cmocka_unit_test(test_tls_handshake_failure),
+		cmocka_unit_test(test_out_of_turn_reply),
+		cmocka_unit_test(test_malformed_reply),
+		cmocka_unit_test(test_endless_multiline_reply),
+		cmocka_unit_test(test_huge_line),
+		cmocka_unit_test(test_drop_after_target),
+		cmocka_unit_test(test_drop_before_rcpt),
+		cmocka_unit_test(test_421_at_rcpt),
+		cmocka_unit_test(test_one_recipient_per_transaction),
+		cmocka_unit_test(test_smtputf8),
+		cmocka_unit_test(test_unsafe_parameters_refused),
+		cmocka_unit_test(test_timeout_after_target_keeps_answer),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
