@@ -18,13 +18,16 @@ also runs under an interval timer (CASE_BUDGET seconds, scaled).
 Safety: the harness only ever signals processes it started itself, by PID;
 an atexit hook, SIGTERM/SIGINT/SIGHUP handlers and PR_SET_PDEATHSIG make sure
 none outlive the test.  Nothing here talks to anything but Unix sockets in
-the case directory.
+the case directory; the DNS server probed is given by default is a UDP
+socket on 127.0.0.1 that the case holds and never reads (Case.dns_sink), so
+no probe ever leaves loopback or gets an answer.
 """
 
 import atexit
 import ctypes
 import errno
 import os
+import pwd
 import re
 import select
 import shlex
@@ -49,6 +52,7 @@ CASE_BUDGET = 40.0       # a whole case, unless the case says otherwise
 FILE_BUDGET = 300.0      # a whole test file, however broken probed is
 HUNG_CASES = 3           # this many cases in a row ending on a deadline: stop
 LOG_TAIL_LINES = 200     # how much of a daemon log a failure prints
+RUN_AS = "nobody"        # the account probed drops to when tests run as root
 
 
 def _scale():
@@ -830,9 +834,15 @@ class Case:
         if len(base) > 40:
             base = "/tmp"
         self.dir = tempfile.mkdtemp(prefix="probed-%s-" % name[:12], dir=base)
+        if os.geteuid() == 0:
+            # probed started as root drops to RUN_AS (settings()): it must
+            # read its config here on SIGHUP and remove its socket at exit
+            pw = pwd.getpwnam(RUN_AS)
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
         self.daemons = []
         self.failed = 0
         self.passed = 0
+        self._dns_sink = None
 
     # -- checks
     def check(self, cond, desc, detail=None):
@@ -872,15 +882,28 @@ class Case:
     def path(self, *parts):
         return os.path.join(self.dir, *parts)
 
+    def dns_sink(self):
+        """"127.0.0.1:PORT" of a UDP socket this case holds and never reads:
+        a DNS server that never answers (no ICMP error either), whatever
+        the host runs on 127.0.0.1:53.  A VERIFY of a domain name then
+        stays in DNS until dns.timeout (x3, udns retries) runs out."""
+        if self._dns_sink is None:
+            self._dns_sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self._dns_sink.bind(("127.0.0.1", 0))
+        return "127.0.0.1:%d" % self._dns_sink.getsockname()[1]
+
     def settings(self, overrides=None, socket_path=None, name="probed"):
         """Minimal settings plus overrides (nested dicts merge; None drops)."""
         s = {
             "socket": socket_path or self.path(name + ".sock"),
             "state_dir": self.dir,
             "log_level": "debug",
-            # never the host's resolvers: tests stay on loopback
-            "dns": {"servers": ["127.0.0.1"]},
+            # never the host's resolvers: tests stay on loopback, and only
+            # tests/integration/engine.py (the lab) gets DNS answers
+            "dns": {"servers": [self.dns_sink()]},
         }
+        if os.geteuid() == 0:
+            s["user"] = RUN_AS      # probed refuses to run as root
         return _merge(s, overrides or {})
 
     def write_config(self, name, content):
@@ -935,6 +958,9 @@ class Case:
             m = _SANITIZER_RE.search(d.log())
             self.check(m is None, "%s log has no sanitizer/valgrind report" % d.name,
                        m and m.group(0))
+        if self._dns_sink is not None:
+            self._dns_sink.close()
+            self._dns_sink = None
 
     def dump_logs(self):
         for d in self.daemons:
