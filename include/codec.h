@@ -118,7 +118,7 @@ size_t ctl_fmt_line(char *out, size_t cap, const char *head, const char *subject
 size_t ctl_fmt_value(char *out, size_t cap, const char *v, size_t vlen);
 
 /* A response line taken apart, for probectl and probed-policy. */
-#define CTL_RESP_MAX_KV 32
+#define CTL_RESP_MAX_KV 128
 enum ctl_resp_kind {
 	CTL_RESP_RESULT,    /* verdict address reason=... */
 	CTL_RESP_PONG,

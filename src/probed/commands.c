@@ -7,13 +7,10 @@
  * here, before anything else: bad syntax is a verdict (undeliverable,
  * reason=syntax) and never reaches the cache or the network.
  *
- * VERIFY starts a probe and answers when it ends, or at its timeout= with
- * reason=pending while the probe runs on.  Past limits.max_inflight a new
- * probe is refused at once with reason=busy instead of queueing.
- *
- * BUGS: the caches do not exist yet: CHECK always answers not_cached, a
- * probe that outlives its timeout= is finished and forgotten, DOMAIN knows
- * nothing and FORGET has nothing to drop.
+ * VERIFY asks the engine: a cached verdict answers at once; otherwise the
+ * answer comes when the probe ends, or at the request's timeout= with
+ * reason=pending while the probe runs on into the cache.  CHECK, DOMAIN
+ * and FORGET read or drop the engine's knowledge and never probe.
  */
 #include "autoconfig.h"
 
@@ -26,6 +23,7 @@
 #include "address.h"
 #include "codec.h"
 #include "commands.h"
+#include "engine.h"
 #include "log.h"
 #include "stats.h"
 
@@ -43,7 +41,7 @@ static enum commands_next cmd_quit(struct ctl_slot *, const struct ctl_request *
 struct pending_verify {
 	struct pending_verify *prev, *next;
 	struct ctl_slot *slot;    /* NULL once answered (timeout= passed) */
-	struct verify_probe *probe;
+	struct engine_waiter *waiter;
 	ev_timer timeout;         /* the request's timeout= */
 	size_t address_len;
 	char address[];
@@ -51,11 +49,9 @@ struct pending_verify {
 
 static struct {
 	struct ev_loop *loop;
-	struct verifier *verifier;
-	unsigned max_inflight;
-	unsigned inflight;
+	struct engine *engine;
 	struct pending_verify *pending;
-} engine;
+} cmds;
 
 static const verb_handler handlers[CTL__VERB_COUNT] = {
 	[CTL_VERIFY] = cmd_verify,
@@ -136,14 +132,13 @@ syntax_ok(struct ctl_slot *slot, const struct ctl_request *req)
 static void
 pending_free(struct pending_verify *pv)
 {
-	ev_timer_stop(engine.loop, &pv->timeout);
+	ev_timer_stop(cmds.loop, &pv->timeout);
 	if (pv->prev != NULL)
 		pv->prev->next = pv->next;
 	else
-		engine.pending = pv->next;
+		cmds.pending = pv->next;
 	if (pv->next != NULL)
 		pv->next->prev = pv->prev;
-	engine.inflight--;
 	free(pv);
 }
 
@@ -152,7 +147,7 @@ on_probe_done(const struct ctl_result *r, void *arg)
 {
 	struct pending_verify *pv = arg;
 
-	pv->probe = NULL;
+	pv->waiter = NULL;
 	if (pv->slot != NULL)
 		reply_result(pv->slot, pv->address, pv->address_len, r);
 	pending_free(pv);
@@ -173,21 +168,23 @@ answer_pending(struct pending_verify *pv, const char *text)
 static void
 on_verify_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	/* The client stops waiting; the probe runs on to its end. */
-	answer_pending(w->data, NULL);
+	struct pending_verify *pv = w->data;
+
+	/* The client stops waiting; the probe runs on into the cache. */
+	answer_pending(pv, NULL);
+	engine_waiter_cancel(pv->waiter);
+	pending_free(pv);
 }
 
 static enum commands_next
 cmd_verify(struct ctl_slot *slot, const struct ctl_request *req)
 {
+	struct ctl_result now;
+
 	if (!syntax_ok(slot, req))
 		return COMMANDS_CONTINUE;
-	if (engine.verifier == NULL) {
+	if (cmds.engine == NULL) {
 		reply_reason(slot, req, REASON_NOT_CACHED, NULL);
-		return COMMANDS_CONTINUE;
-	}
-	if (engine.inflight >= engine.max_inflight) {
-		reply_reason(slot, req, REASON_BUSY, "limits.max_inflight probes are running");
 		return COMMANDS_CONTINUE;
 	}
 	struct pending_verify *pv = malloc(sizeof(*pv) + req->arg_len + 1);
@@ -202,36 +199,42 @@ cmd_verify(struct ctl_slot *slot, const struct ctl_request *req)
 	pv->address[req->arg_len] = '\0';
 	ev_timer_init(&pv->timeout, on_verify_timeout, req->timeout_ms / 1000., 0.);
 	pv->timeout.data = pv;
-	pv->next = engine.pending;
-	if (engine.pending != NULL)
-		engine.pending->prev = pv;
-	engine.pending = pv;
-	engine.inflight++;
 
-	pv->probe = verify_start(engine.verifier, pv->address, pv->address_len,
-	    on_probe_done, pv);
-	if (pv->probe == NULL) {
-		pending_free(pv);
-		reply_reason(slot, req, REASON_BUSY, "out of memory");
+	if (engine_verify(cmds.engine, pv->address, pv->address_len, req->fresh, &now,
+	        on_probe_done, pv, &pv->waiter) == ENGINE_NOW) {
+		reply_result(slot, pv->address, pv->address_len, &now);
+		free(pv);
 		return COMMANDS_CONTINUE;
 	}
+	pv->next = cmds.pending;
+	if (cmds.pending != NULL)
+		cmds.pending->prev = pv;
+	cmds.pending = pv;
 	if (req->has_timeout)
-		ev_timer_start(engine.loop, &pv->timeout);
+		ev_timer_start(cmds.loop, &pv->timeout);
 	return COMMANDS_CONTINUE;
 }
 
 static enum commands_next
 cmd_check(struct ctl_slot *slot, const struct ctl_request *req)
 {
-	if (syntax_ok(slot, req))
+	struct ctl_result r;
+
+	if (!syntax_ok(slot, req))
+		return COMMANDS_CONTINUE;
+	if (cmds.engine == NULL) {
 		reply_reason(slot, req, REASON_NOT_CACHED, NULL);
+		return COMMANDS_CONTINUE;
+	}
+	engine_check(cmds.engine, req->arg, req->arg_len, &r);
+	reply_result(slot, req->arg, req->arg_len, &r);
 	return COMMANDS_CONTINUE;
 }
 
 static enum commands_next
 cmd_domain(struct ctl_slot *slot, const struct ctl_request *req)
 {
-	char buf[COMMANDS_REPLY_MAX], subject[ADDRESS_DOMAIN_MAX + 1];
+	char buf[COMMANDS_REPLY_MAX];
 	bool utf8;
 	enum address_error e = address_parse_domain(req->arg, req->arg_len, &utf8);
 
@@ -239,17 +242,21 @@ cmd_domain(struct ctl_slot *slot, const struct ctl_request *req)
 		reply_error(slot, "bad_argument", address_strerror(e));
 		return COMMANDS_CONTINUE;
 	}
-	/* A valid domain holds no SP, quote or control octet. */
-	snprintf(subject, sizeof(subject), "%.*s", (int)req->arg_len, req->arg);
-	static const char *const kv[] = { "cached", "no", NULL };
-	reply(slot, buf, ctl_fmt_line(buf, sizeof(buf), "domain", subject, kv));
+	if (cmds.engine == NULL) {
+		static const char *const kv[] = { "cached", "no", NULL };
+		char subject[ADDRESS_DOMAIN_MAX + 1];
+		snprintf(subject, sizeof(subject), "%.*s", (int)req->arg_len, req->arg);
+		reply(slot, buf, ctl_fmt_line(buf, sizeof(buf), "domain", subject, kv));
+		return COMMANDS_CONTINUE;
+	}
+	reply(slot, buf, engine_domain(cmds.engine, req->arg, req->arg_len, buf, sizeof(buf)));
 	return COMMANDS_CONTINUE;
 }
 
 static enum commands_next
 cmd_forget(struct ctl_slot *slot, const struct ctl_request *req)
 {
-	char buf[COMMANDS_REPLY_MAX];
+	char buf[COMMANDS_REPLY_MAX], n[24];
 	struct address a;
 	bool utf8;
 	enum address_error e = address_parse(req->arg, req->arg_len, &a);
@@ -260,7 +267,10 @@ cmd_forget(struct ctl_slot *slot, const struct ctl_request *req)
 		reply_error(slot, "bad_argument", address_strerror(e));
 		return COMMANDS_CONTINUE;
 	}
-	static const char *const kv[] = { "n", "0", NULL };
+	size_t dropped = cmds.engine != NULL ?
+	    engine_forget(cmds.engine, req->arg, req->arg_len) : 0;
+	snprintf(n, sizeof(n), "%zu", dropped);
+	const char *kv[] = { "n", n, NULL };
 	reply(slot, buf, ctl_fmt_line(buf, sizeof(buf), "forgotten", NULL, kv));
 	return COMMANDS_CONTINUE;
 }
@@ -270,11 +280,12 @@ cmd_stats(struct ctl_slot *slot, const struct ctl_request *req)
 {
 	char buf[COMMANDS_REPLY_MAX];
 
-	struct verify_counters vc;
+	struct engine_counters ec;
 
-	if (engine.verifier != NULL)
-		verifier_counters(engine.verifier, &vc);
-	reply(slot, buf, stats_format(buf, sizeof(buf), engine.verifier ? &vc : NULL));
+	if (cmds.engine != NULL)
+		engine_counters(cmds.engine, &ec);
+	reply(slot, buf, stats_format(buf, sizeof(buf), cmds.engine ? &ec : NULL,
+	    cmds.engine ? engine_inflight(cmds.engine) : 0));
 	return COMMANDS_CONTINUE;
 }
 
@@ -293,19 +304,18 @@ cmd_quit(struct ctl_slot *slot, const struct ctl_request *req)
 }
 
 void
-commands_configure(struct verifier *v, const struct config *cfg)
+commands_configure(struct ev_loop *loop, struct engine *e)
 {
-	engine.loop = ev_default_loop(0);
-	engine.verifier = v;
-	engine.max_inflight = cfg->limits.max_inflight;
+	cmds.loop = loop;
+	cmds.engine = e;
 }
 
 void
 commands_shutdown(void)
 {
-	while (engine.pending != NULL) {
-		struct pending_verify *pv = engine.pending;
-		verify_cancel(pv->probe);
+	while (cmds.pending != NULL) {
+		struct pending_verify *pv = cmds.pending;
+		engine_waiter_cancel(pv->waiter);
 		if (pv->slot != NULL)
 			answer_pending(pv, "probed is stopping");
 		pending_free(pv);

@@ -8,9 +8,11 @@
 
 #include <stddef.h>
 
-#include "config.h"
+#include <ev.h>
+
 #include "control.h"
-#include "verify.h"
+
+struct engine;
 
 /* Answer size bound: a result line with every key and a 512-octet text. */
 #define COMMANDS_REPLY_MAX 4096
@@ -20,8 +22,8 @@ enum commands_next {
 	COMMANDS_CLOSE,     /* QUIT: answer, then close; later lines are ignored */
 };
 
-/* The engine VERIFY uses and the limits it obeys; called again on reload. */
-void commands_configure(struct verifier *v, const struct config *cfg);
+/* The engine the verbs ask (NULL: none; VERIFY then answers not_cached). */
+void commands_configure(struct ev_loop *loop, struct engine *e);
 /* SIGTERM: every VERIFY still probing is answered now (reason=pending) and
  * its probe cancelled, so clients drain without waiting for the network. */
 void commands_shutdown(void);

@@ -98,7 +98,7 @@ struct key {
 _Static_assert(sizeof(enum starttls_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum policy_verify) == sizeof(int), "enum size");
 
-static check_fn check_socket_path, check_abs_path, check_group, check_helo,
+static check_fn check_socket_path, check_abs_path, check_group, check_user, check_helo,
     check_mailbox, check_ip, check_ip_or_empty, check_cidr, check_dns_server;
 
 static const struct word starttls_words[] = {
@@ -139,6 +139,9 @@ static const struct key keys[] = {
 	{ .name = "socket_mode", .type = KT_MODE, .off = OFF(socket_mode),
 	  .def_s = "0660", .min = 0, .max = 0777 },
 	STR("socket_group", socket_group, "", false, check_group),
+	/* Privileges are dropped once, at start-up: restart-only. */
+	STR("user", user, "", false, check_user),
+	STR("group", group, "", false, check_group),
 	STR("state_dir", state_dir, "/var/lib/probed", false, check_abs_path),
 	STR("helo_name", helo_name, "", true, check_helo),
 	STR("mail_from", mail_from, "", true, check_mailbox),
@@ -151,6 +154,11 @@ static const struct key keys[] = {
 	/* udns takes its options only while no query runs: restart-only. */
 	{ .name = "dns.timeout", .type = KT_FLOAT, .off = OFF(dns.timeout), .def_f = 3.0,
 	  .fmin = 0.1, .fmax = 60, .reloadable = false },
+	INT("dns.min_ttl", dns.min_ttl, 60, 0, 86400),
+	INT("dns.max_ttl", dns.max_ttl, 86400, 1, 604800),
+	INT("dns.negative_ttl", dns.negative_ttl, 900, 0, 86400),
+	INT("dns.stale_ttl", dns.stale_ttl, 3600, 0, 604800),
+	INT("dns.max_entries", dns.max_entries, 100000, 0, 10000000),
 
 	INT("smtp.port", smtp.port, 25, 1, 65535),
 	FLT("smtp.connect_timeout", smtp.connect_timeout, 10.0, 0.1, 300),
@@ -164,16 +172,25 @@ static const struct key keys[] = {
 	STR("smtp.source_address", smtp.source_address, "", true, check_ip_or_empty),
 	INT("smtp.max_mx", smtp.max_mx, 5, 1, 20),
 	INT("smtp.max_rcpt_per_session", smtp.max_rcpt_per_session, 20, 1, 100),
+	FLT("smtp.greylist_delay", smtp.greylist_delay, 330.0, 1, 86400),
+	INT("smtp.greylist_retries", smtp.greylist_retries, 3, 0, 10),
 
 	INT("limits.max_inflight", limits.max_inflight, 10000, 1, 1000000),
 	INT("limits.per_host", limits.per_host, 4, 1, 100),
 	INT("limits.max_clients", limits.max_clients, 1024, 1, 65536),
+	FLT("limits.domain_rate", limits.domain_rate, 2.0, 0.01, 1000),
+	INT("limits.domain_burst", limits.domain_burst, 5, 1, 1000),
+	FLT("limits.backoff_base", limits.backoff_base, 60.0, 1, 86400),
+	FLT("limits.backoff_max", limits.backoff_max, 3600.0, 1, 604800),
+	FLT("limits.blocked_backoff", limits.blocked_backoff, 3600.0, 0, 604800),
 
 	INT("cache.positive_ttl", cache.positive_ttl, 604800, 0, 31536000),
 	INT("cache.negative_ttl", cache.negative_ttl, 86400, 0, 31536000),
 	INT("cache.tempfail_ttl", cache.tempfail_ttl, 300, 0, 86400),
 	INT("cache.catch_all_ttl", cache.catch_all_ttl, 86400, 0, 31536000),
 	INT("cache.max_entries", cache.max_entries, 1000000, 0, 100000000),
+	INT("cache.positive_refresh", cache.positive_refresh, 86400, 0, 31536000),
+	INT("cache.negative_refresh", cache.negative_refresh, 10800, 0, 31536000),
 
 	{ .name = "policy.verify", .type = KT_ENUM, .off = OFF(policy.verify),
 	  .def_s = "recipient", .words = verify_words, .reloadable = true },
@@ -289,6 +306,20 @@ check_group(const char *v, char *canon, size_t canoncap,
 {
 	if (strlen(v) > 255 || has_ctl_or_space(v) || strchr(v, ':') != NULL) {
 		reason(why, whycap, "is not a group name");
+		return false;
+	}
+	return true;
+}
+
+/* Same rule as a group name: passwd(5) fields hold no colon, and a name
+ * that is a number would be ambiguous with a UID. */
+static bool
+check_user(const char *v, char *canon, size_t canoncap,
+    char *why, size_t whycap)
+{
+	if (strlen(v) > 255 || has_ctl_or_space(v) || strchr(v, ':') != NULL ||
+	    (v[0] != '\0' && strspn(v, "0123456789") == strlen(v))) {
+		reason(why, whycap, "is not a user name");
 		return false;
 	}
 	return true;

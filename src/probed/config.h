@@ -31,6 +31,8 @@ struct config {
 	char *socket;            /* control socket path */
 	unsigned socket_mode;    /* parsed from an octal string, e.g. "0660" */
 	char *socket_group;      /* "" = the daemon's own group */
+	char *user;              /* account to run as when started as root */
+	char *group;             /* "" = the user's primary group */
 	char *state_dir;
 	char *helo_name;         /* "" = the host's name */
 	char *mail_from;         /* "" = null sender <> */
@@ -40,6 +42,11 @@ struct config {
 	struct {
 		struct strlist servers; /* empty = /etc/resolv.conf */
 		double timeout;
+		unsigned min_ttl;       /* answers kept at least this long */
+		unsigned max_ttl;       /* and at most this long */
+		unsigned negative_ttl;  /* NXDOMAIN, null MX, no MX */
+		unsigned stale_ttl;     /* served past expiry while DNS fails */
+		unsigned max_entries;
 	} dns;
 
 	struct {
@@ -52,12 +59,19 @@ struct config {
 		char *source_address;
 		unsigned max_mx;
 		unsigned max_rcpt_per_session;
+		double greylist_delay;  /* first retry after greylisting; doubles */
+		unsigned greylist_retries;
 	} smtp;
 
 	struct {
 		unsigned max_inflight;
 		unsigned per_host;
 		unsigned max_clients;
+		double domain_rate;     /* SMTP sessions started per second per domain */
+		unsigned domain_burst;
+		double backoff_base;    /* first backoff after a rate limit; doubles */
+		double backoff_max;
+		double blocked_backoff; /* an MX that blocked the prober is left alone */
 	} limits;
 
 	struct {
@@ -66,6 +80,8 @@ struct config {
 		unsigned tempfail_ttl;
 		unsigned catch_all_ttl;
 		unsigned max_entries;
+		unsigned positive_refresh; /* past this age a positive verdict is renewed */
+		unsigned negative_refresh;
 	} cache;
 
 	struct {

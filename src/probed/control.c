@@ -74,6 +74,7 @@ struct client {
 	enum client_state state;
 	bool pumping;           /* inside client_pump: replies only queue */
 	ev_io rio, wio;
+	ev_timer kick;          /* an answer came later: pump from the loop */
 	struct linebuf in;
 	struct ctl_slot *head, *tail;
 	unsigned outstanding;
@@ -210,8 +211,10 @@ ctl_slot_reply(struct ctl_slot *s, const char *line, size_t len)
 		}
 		s->done = true;
 	}
-	if (!c->pumping)
-		client_pump(c);
+	/* Never pump from here: the caller may be deep inside the engine, and
+	 * pumping reads new requests that may reach back into it. */
+	if (!c->pumping && !ev_is_active(&c->kick))
+		ev_timer_start(c->ctl->loop, &c->kick);
 }
 
 /* Returns false when the client had to be closed. */
@@ -355,6 +358,12 @@ client_on_write(struct ev_loop *loop, ev_io *w, int revents)
 	client_pump(w->data);
 }
 
+static void
+client_on_kick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	client_pump(w->data);
+}
+
 /* ---- connection life -------------------------------------------------- */
 
 static void
@@ -366,6 +375,7 @@ client_close(struct client *c, const char *reason)
 	    c->outstanding, client_unsent(c));
 	ev_io_stop(ctl->loop, &c->rio);
 	ev_io_stop(ctl->loop, &c->wio);
+	ev_timer_stop(ctl->loop, &c->kick);
 	close(c->fd);
 
 	for (struct ctl_slot *s = c->head, *next; s != NULL; s = next) {
@@ -448,7 +458,8 @@ control_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		c->state = CLIENT_OPEN;
 		ev_io_init(&c->rio, client_on_read, fd, EV_READ);
 		ev_io_init(&c->wio, client_on_write, fd, EV_WRITE);
-		c->rio.data = c->wio.data = c;
+		ev_timer_init(&c->kick, client_on_kick, 0., 0.);
+		c->rio.data = c->wio.data = c->kick.data = c;
 		c->next = ctl->clients;
 		if (ctl->clients != NULL)
 			ctl->clients->prev = c;

@@ -18,7 +18,11 @@
  * hold no CR, LF or NUL; server text is only copied, bounded, never
  * interpreted beyond its code, enhanced code and a few keywords.
  *
- * BUGS: one target address per session; batching comes with the caches.
+ * A transaction is the MAIL and the RCPTs that go with it (`txn`, indices
+ * into the caller's list).  With PIPELINING they leave in one write
+ * (RFC 2920) and the replies are matched in order.  RCPTs answered "too
+ * many recipients" are deferred; after the transaction, if it made
+ * progress, RSET opens another for them (at most SMTP_MAX_TRANSACTIONS).
  */
 #include "autoconfig.h"
 
@@ -49,10 +53,7 @@ static const struct {
 	[SMTP_TLS] = { "tls", TIMER_COMMAND, STAGE_STARTTLS },
 	[SMTP_MAIL] = { "mail", TIMER_COMMAND, STAGE_MAIL },
 	[SMTP_RCPT] = { "rcpt", TIMER_COMMAND, STAGE_RCPT },
-	[SMTP_RCPT_RANDOM] = { "rcpt_random", TIMER_COMMAND, STAGE_RCPT },
 	[SMTP_RSET] = { "rset", TIMER_COMMAND, STAGE_MAIL },
-	[SMTP_MAIL2] = { "mail2", TIMER_COMMAND, STAGE_MAIL },
-	[SMTP_RCPT_RANDOM2] = { "rcpt_random2", TIMER_COMMAND, STAGE_RCPT },
 	[SMTP_QUIT] = { "quit", TIMER_QUIT, STAGE_RCPT },
 	[SMTP_DONE] = { "done", TIMER_NONE, STAGE_RCPT },
 };
@@ -77,11 +78,17 @@ struct smtp_session {
 	struct smtp_reply reply;
 	unsigned awaiting;      /* replies owed for commands sent */
 	unsigned skip;          /* pipelined replies to drop after a MAIL refusal */
-	bool pipelined;         /* RCPTs already went out with MAIL */
-	bool random_sent;
+	bool pipelined;         /* the transaction's RCPTs went out with MAIL */
 	bool tried_helo;
 	bool finished;
 	const char *sender;
+	size_t txn[SMTP_MAX_RCPTS];      /* this transaction's RCPTs */
+	size_t txn_n;
+	size_t txn_sent;        /* RCPTs of txn sent (without pipelining) */
+	size_t txn_replied;     /* RCPTs of txn answered or deferred */
+	size_t deferred[SMTP_MAX_RCPTS]; /* "too many recipients": next transaction */
+	size_t deferred_n;
+	unsigned transactions;
 	struct smtp_outcome out;
 };
 
@@ -236,9 +243,12 @@ smtp_session_new(const struct smtp_session_params *p, const struct smtp_session_
     void *io)
 {
 	if (!wire_safe(p->helo_name) || !wire_safe(p->mail_from) ||
-	    !wire_safe(p->fallback_mail_from) || !wire_safe(p->rcpt) ||
-	    (p->random_rcpt != NULL && !wire_safe(p->random_rcpt)))
+	    !wire_safe(p->fallback_mail_from) || p->n_rcpts == 0 ||
+	    p->n_rcpts > SMTP_MAX_RCPTS || p->results == NULL)
 		return NULL;
+	for (size_t i = 0; i < p->n_rcpts; i++)
+		if (!wire_safe(p->rcpts[i]))
+			return NULL;
 
 	struct smtp_session *s = calloc(1, sizeof(*s));
 	if (s == NULL)
@@ -253,6 +263,10 @@ smtp_session_new(const struct smtp_session_params *p, const struct smtp_session_
 	s->sender = p->mail_from;
 	s->state = SMTP_CONNECT;
 	s->out.failure = SMTP_OK;
+	memset(p->results, 0, p->n_rcpts * sizeof(*p->results));
+	for (size_t i = 0; i < p->n_rcpts; i++)
+		s->txn[i] = i;
+	s->txn_n = p->n_rcpts;
 	smtp_reply_reset(&s->reply);
 	ops->set_timer(io, timer_seconds(s, TIMER_CONNECT), timer_names[TIMER_CONNECT]);
 	return s;
@@ -295,10 +309,9 @@ smtp_session_timeout(struct smtp_session *s)
 		finish(s);
 		return;
 	}
-	/* Answers already read stay valid: a slow catch-all check must not
-	 * throw away the target's answer. */
-	end_session(s, s->out.target_answered ? SMTP_OK : SMTP_FAIL_TIMEOUT,
-	    timer_names[state_info[s->state].timer], false);
+	/* Answers already read stay valid in results[]: a slow last RCPT
+	 * does not throw away the others. */
+	end_session(s, SMTP_FAIL_TIMEOUT, timer_names[state_info[s->state].timer], false);
 }
 
 void
@@ -310,7 +323,7 @@ smtp_session_closed(struct smtp_session *s, const char *detail)
 		finish(s);
 		return;
 	}
-	end_session(s, s->out.target_answered ? SMTP_OK : SMTP_FAIL_DROPPED, detail, false);
+	end_session(s, SMTP_FAIL_DROPPED, detail, false);
 }
 
 void
@@ -390,6 +403,8 @@ is_2xx(const struct smtp_reply *r)
 	return r->code >= 200 && r->code < 300;
 }
 
+/* Open a transaction for txn[]: MAIL, and the RCPTs with it when the
+ * server pipelines. */
 static void
 start_mail(struct smtp_session *s)
 {
@@ -399,25 +414,31 @@ start_mail(struct smtp_session *s)
 	}
 	const char *utf8 = s->p.rcpt_utf8 ? " SMTPUTF8" : "";
 
+	s->transactions++;
+	s->txn_sent = s->txn_replied = 0;
+	s->deferred_n = 0;
 	if (!(s->out.extensions & SMTP_EXT_PIPELINING)) {
 		s->pipelined = false;
 		send_command(s, SMTP_MAIL, "MAIL FROM:<%s>%s\r\n", s->sender, utf8);
 		return;
 	}
 	/* RFC 2920: MAIL and the RCPTs leave in one write. */
-	char cmd[3 * SMTP_COMMAND_MAX];
-	int n;
-	if (s->p.random_rcpt != NULL)
-		n = snprintf(cmd, sizeof(cmd), "MAIL FROM:<%s>%s\r\nRCPT TO:<%s>\r\nRCPT TO:<%s>\r\n",
-		    s->sender, utf8, s->p.rcpt, s->p.random_rcpt);
-	else
-		n = snprintf(cmd, sizeof(cmd), "MAIL FROM:<%s>%s\r\nRCPT TO:<%s>\r\n",
-		    s->sender, utf8, s->p.rcpt);
-	if (n < 0 || (size_t)n >= sizeof(cmd))
-		n = 0;
+	size_t cap = SMTP_COMMAND_MAX * (s->txn_n + 1), n;
+	char *cmd = malloc(cap);
+	if (cmd == NULL) {
+		end_session(s, SMTP_FAIL_PROTOCOL, "out of memory", true);
+		return;
+	}
+	int w = snprintf(cmd, cap, "MAIL FROM:<%s>%s\r\n", s->sender, utf8);
+	n = w > 0 ? (size_t)w : 0;
+	for (size_t k = 0; k < s->txn_n && n < cap; k++) {
+		w = snprintf(cmd + n, cap - n, "RCPT TO:<%s>\r\n", s->p.rcpts[s->txn[k]]);
+		n += w > 0 ? (size_t)w : 0;
+	}
 	s->pipelined = true;
-	s->random_sent = s->p.random_rcpt != NULL;
-	transition(s, SMTP_MAIL, cmd, (size_t)n, s->p.random_rcpt != NULL ? 3 : 2);
+	s->txn_sent = s->txn_n;
+	transition(s, SMTP_MAIL, cmd, n < cap ? n : 0, (unsigned)(s->txn_n + 1));
+	free(cmd);
 }
 
 static void
@@ -504,15 +525,21 @@ on_starttls(struct smtp_session *s)
 }
 
 static void
+send_next_rcpt(struct smtp_session *s)
+{
+	size_t k = s->txn[s->txn_sent++];
+
+	send_command(s, SMTP_RCPT, "RCPT TO:<%s>\r\n", s->p.rcpts[k]);
+}
+
+static void
 on_mail(struct smtp_session *s)
 {
-	if (s->skip > 0)
-		return; /* unreachable: skipped replies are handled in handle_reply */
 	if (is_2xx(&s->reply)) {
 		if (s->pipelined)
 			transition(s, SMTP_RCPT, NULL, 0, 0);
 		else if (in_step(s))
-			send_command(s, SMTP_RCPT, "RCPT TO:<%s>\r\n", s->p.rcpt);
+			send_next_rcpt(s);
 		return;
 	}
 	struct classification c = classify_reply(STAGE_MAIL, s->reply.code, s->reply.enhanced,
@@ -522,6 +549,7 @@ on_mail(struct smtp_session *s)
 	if (fallback) {
 		s->sender = s->p.fallback_mail_from;
 		s->out.fallback_sender = true;
+		s->transactions--; /* the refused MAIL opened nothing */
 		if (s->pipelined) {
 			/* The RCPTs that went out with MAIL are refused (503) first. */
 			s->skip = s->awaiting;
@@ -536,36 +564,6 @@ on_mail(struct smtp_session *s)
 	fail_reply(s, STAGE_MAIL, s->reply.code != 421);
 }
 
-static void
-on_rcpt(struct smtp_session *s)
-{
-	struct classification c = classify_reply(STAGE_RCPT, s->reply.code, s->reply.enhanced,
-	    s->reply.text, s->reply.text_len);
-
-	if (s->reply.code == 421) {
-		/* The server is closing: nothing was said about the mailbox. */
-		fail_reply(s, STAGE_RCPT, false);
-		return;
-	}
-	s->out.target_answered = true;
-	s->out.target = c;
-	copy_reply(&s->out.target_reply, &s->reply);
-
-	bool want_random = s->p.random_rcpt != NULL && is_2xx(&s->reply);
-	if (s->random_sent) {
-		/* Pipelined: its answer is on the way whether we want it or not. */
-		transition(s, SMTP_RCPT_RANDOM, NULL, 0, 0);
-		return;
-	}
-	if (want_random && in_step(s)) {
-		s->random_sent = true;
-		send_command(s, SMTP_RCPT_RANDOM, "RCPT TO:<%s>\r\n", s->p.random_rcpt);
-		return;
-	}
-	if (!s->finished)
-		end_session(s, SMTP_OK, NULL, true);
-}
-
 static bool
 too_many_recipients(const struct smtp_reply *r)
 {
@@ -574,27 +572,49 @@ too_many_recipients(const struct smtp_reply *r)
 	    strcmp(r->enhanced, "5.5.3") == 0;
 }
 
+/* The transaction's replies are all in: another transaction for what was
+ * deferred, or QUIT. */
 static void
-on_rcpt_random(struct smtp_session *s, bool second)
+end_transaction(struct smtp_session *s)
 {
-	int target = s->out.target_reply.code;
+	bool progress = s->deferred_n < s->txn_n;
 
-	/* Only an accepted target makes the catch-all answer matter. */
-	if (!s->out.target_answered || target < 200 || target >= 300) {
-		end_session(s, SMTP_OK, NULL, true);
-		return;
-	}
-	if (!second && too_many_recipients(&s->reply)) {
-		/* One recipient per transaction: ask again in a second one. */
+	if (s->deferred_n > 0 && progress && s->transactions < SMTP_MAX_TRANSACTIONS) {
+		memcpy(s->txn, s->deferred, s->deferred_n * sizeof(s->txn[0]));
+		s->txn_n = s->deferred_n;
 		if (in_step(s))
 			send_command(s, SMTP_RSET, "RSET\r\n");
 		return;
 	}
-	s->out.random_answered = true;
-	s->out.random = classify_reply(STAGE_RCPT, s->reply.code, s->reply.enhanced,
-	    s->reply.text, s->reply.text_len);
-	copy_reply(&s->out.random_reply, &s->reply);
 	end_session(s, SMTP_OK, NULL, true);
+}
+
+static void
+on_rcpt(struct smtp_session *s)
+{
+	size_t k = s->txn[s->txn_replied++];
+
+	if (s->reply.code == 421) {
+		/* The server is closing: this RCPT and the rest stay unanswered. */
+		fail_reply(s, STAGE_RCPT, false);
+		return;
+	}
+	if (too_many_recipients(&s->reply)) {
+		s->deferred[s->deferred_n++] = k;
+	} else {
+		struct smtp_rcpt_result *r = &s->p.results[k];
+		r->answered = true;
+		r->cls = classify_reply(STAGE_RCPT, s->reply.code, s->reply.enhanced,
+		    s->reply.text, s->reply.text_len);
+		copy_reply(&r->reply, &s->reply);
+		s->out.answered++;
+	}
+	if (s->txn_replied == s->txn_n) {
+		end_transaction(s);
+		return;
+	}
+	if (!s->pipelined && in_step(s))
+		send_next_rcpt(s);
 }
 
 static void
@@ -624,24 +644,13 @@ handle_reply(struct smtp_session *s)
 	case SMTP_RCPT:
 		on_rcpt(s);
 		break;
-	case SMTP_RCPT_RANDOM:
-		on_rcpt_random(s, false);
-		break;
 	case SMTP_RSET:
-		if (is_2xx(&s->reply) && in_step(s))
-			send_command(s, SMTP_MAIL2, "MAIL FROM:<%s>%s\r\n", s->sender,
-			    s->p.rcpt_utf8 ? " SMTPUTF8" : "");
-		else if (!s->finished)
+		if (is_2xx(&s->reply)) {
+			if (in_step(s))
+				start_mail(s);
+		} else {
 			end_session(s, SMTP_OK, NULL, true);
-		break;
-	case SMTP_MAIL2:
-		if (is_2xx(&s->reply) && in_step(s))
-			send_command(s, SMTP_RCPT_RANDOM2, "RCPT TO:<%s>\r\n", s->p.random_rcpt);
-		else if (!s->finished)
-			end_session(s, SMTP_OK, NULL, true);
-		break;
-	case SMTP_RCPT_RANDOM2:
-		on_rcpt_random(s, true);
+		}
 		break;
 	case SMTP_QUIT:
 		finish(s);

@@ -5,8 +5,13 @@
  * tests drive it with a scripted server and a fake clock.
  *
  *   CONNECT -> BANNER -> EHLO [-> HELO] [-> STARTTLS -> TLS -> EHLO]
- *           -> MAIL [-> MAIL fallback sender] -> RCPT -> [RCPT random]
- *           [-> RSET -> MAIL -> RCPT random] -> QUIT -> DONE
+ *           -> MAIL [-> MAIL fallback sender] -> RCPT x n
+ *           [-> RSET -> MAIL -> RCPT x deferred] -> QUIT -> DONE
+ *
+ * The session carries up to SMTP_MAX_RCPTS addresses and treats them
+ * alike: which is the catch-all check is the caller's business.  An RCPT
+ * answered "too many recipients" (452, x.5.3) is deferred to a further
+ * transaction on the same connection.
  *
  * The session knows nothing of its caller: what to say comes in
  * smtp_session_params, what happened leaves in smtp_outcome through the
@@ -32,11 +37,8 @@ enum smtp_state {
 	SMTP_STARTTLS,
 	SMTP_TLS,           /* TLS handshake in the driver */
 	SMTP_MAIL,
-	SMTP_RCPT,          /* the address being verified */
-	SMTP_RCPT_RANDOM,   /* the catch-all check */
-	SMTP_RSET,          /* one-recipient server: second transaction */
-	SMTP_MAIL2,
-	SMTP_RCPT_RANDOM2,
+	SMTP_RCPT,          /* the transaction's RCPTs, one reply each */
+	SMTP_RSET,          /* before a further transaction for deferred RCPTs */
 	SMTP_QUIT,
 	SMTP_DONE,
 	SMTP__STATE_COUNT
@@ -44,22 +46,31 @@ enum smtp_state {
 
 /* How the session ended. */
 enum smtp_failure {
-	SMTP_OK,             /* the target RCPT was answered */
+	SMTP_OK,             /* every RCPT that could be asked was answered */
 	SMTP_FAIL_CONNECT,   /* TCP connect refused, unreachable, ... */
 	SMTP_FAIL_TIMEOUT,   /* a stage's timer ran out */
 	SMTP_FAIL_DROPPED,   /* the server closed or reset the connection */
 	SMTP_FAIL_PROTOCOL,  /* a malformed or unexpected reply */
 	SMTP_FAIL_TLS,       /* STARTTLS refused (required) or handshake failed */
-	SMTP_FAIL_REPLY,     /* a reply before RCPT ended the session */
-	SMTP_FAIL_UTF8,      /* the address needs SMTPUTF8; the server lacks it */
+	SMTP_FAIL_REPLY,     /* a reply ended the session (before or at RCPT: 421) */
+	SMTP_FAIL_UTF8,      /* the addresses need SMTPUTF8; the server lacks it */
 };
 
 #define SMTP_KEPT_TEXT_MAX 512 /* reply text kept for the answer (as ctl_result) */
+#define SMTP_MAX_RCPTS 128     /* RCPTs one session may carry */
+#define SMTP_MAX_TRANSACTIONS 4 /* MAIL transactions per session (452 deferrals) */
 
 struct smtp_reply_copy {
 	int code;              /* 0: no reply */
 	char enhanced[16];
 	char text[SMTP_KEPT_TEXT_MAX];
+};
+
+/* One RCPT's fate, in the caller's array (smtp_session_params.results). */
+struct smtp_rcpt_result {
+	bool answered;               /* the server said something about it */
+	struct classification cls;
+	struct smtp_reply_copy reply;
 };
 
 struct smtp_outcome {
@@ -68,15 +79,7 @@ struct smtp_outcome {
 	char detail[96];             /* "connection refused", "greeting_timeout", ... */
 	struct classification failure_class; /* for SMTP_FAIL_REPLY */
 	struct smtp_reply_copy failure_reply;
-
-	bool target_answered;
-	struct classification target;
-	struct smtp_reply_copy target_reply;
-
-	bool random_answered;
-	struct classification random;
-	struct smtp_reply_copy random_reply;
-
+	size_t answered;             /* RCPTs answered (see results[]) */
 	bool tls;                    /* the conversation ran over TLS */
 	bool fallback_sender;        /* the null sender was refused */
 	unsigned extensions;         /* from the last EHLO */
@@ -86,9 +89,10 @@ struct smtp_session_params {
 	const char *helo_name;
 	const char *mail_from;          /* "" = null sender */
 	const char *fallback_mail_from; /* "" = none */
-	const char *rcpt;               /* the address, syntax already checked */
-	bool rcpt_utf8;                 /* needs SMTPUTF8 */
-	const char *random_rcpt;        /* NULL: catch-all status is known */
+	const char *const *rcpts;       /* syntax already checked */
+	size_t n_rcpts;                 /* 1 .. SMTP_MAX_RCPTS */
+	struct smtp_rcpt_result *results; /* n_rcpts entries, owned by the caller */
+	bool rcpt_utf8;                 /* the addresses need SMTPUTF8 */
 	enum starttls_mode starttls;
 	bool tls_available;             /* the driver can do TLS */
 	double connect_timeout;

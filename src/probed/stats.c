@@ -24,7 +24,7 @@ stats_init(void)
 }
 
 size_t
-stats_format(char *out, size_t cap, const struct verify_counters *engine)
+stats_format(char *out, size_t cap, const struct engine_counters *engine, size_t inflight)
 {
 	/* Keys are static names, values decimal numbers: no quoting needed. */
 	enum { MAX_KEYS = 80, NUM = 24 };
@@ -57,11 +57,24 @@ stats_format(char *out, size_t cap, const struct verify_counters *engine)
 		ADD(verb_keys[v], stats.verbs[v]);
 	}
 	if (engine != NULL) {
-		ADD("probes", engine->probes);
-		ADD("inflight", engine->inflight);
+		ADD("inflight", inflight);
+		ADD("cache_hits", engine->cache_hits);
+		ADD("cache_misses", engine->cache_misses);
+		ADD("cache_entries", engine->cache_entries);
+		ADD("cache_evictions", engine->cache_evictions);
+		ADD("coalesced", engine->coalesced);
+		ADD("busy", engine->busy);
+		ADD("refreshes", engine->refreshes);
+		ADD("greylist_retries", engine->greylist_retries);
+		ADD("probes", engine->flights);
+		ADD("batches", engine->batches);
 		ADD("sessions", engine->sessions);
 		ADD("rcpts", engine->rcpts);
 		ADD("dns_queries", engine->dns_queries);
+		ADD("dns_cache_hits", engine->dns_cache_hits);
+		ADD("domains", engine->domains);
+		ADD("backoffs", engine->backoffs);
+		ADD("store_errors", engine->store_errors);
 	}
 	for (unsigned r = 0; r < REASON__COUNT; r++)
 		if (stats.reasons[r] > 0)

@@ -10,7 +10,7 @@
 #include <time.h>
 
 #include "codec.h"
-#include "verify.h"
+#include "engine.h"
 
 /* X(field): every counter appears in STATS under its field name. */
 #define STATS_COUNTERS(X) \
@@ -37,6 +37,7 @@ extern struct stats stats;
 void stats_init(void);
 /* Format the whole STATS response line into out; returns its length or 0.
  * engine: the verifier's counters, NULL when there is no engine. */
-size_t stats_format(char *out, size_t cap, const struct verify_counters *engine);
+size_t stats_format(char *out, size_t cap, const struct engine_counters *engine,
+    size_t inflight);
 
 #endif

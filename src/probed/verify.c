@@ -1,29 +1,32 @@
 /*
- * verify — one address from syntax to verdict.  See verify.h.
+ * verify — one batch of addresses at one domain, from DNS to verdicts.
+ * See verify.h.
  *
- *   resolver_mx() → hosts in preference order (or the address literal)
- *   → for each host, each address: guard_allows() → smtp_io_start()
- *   → the first session that hears the target's RCPT answer decides;
- *     anything else is remembered and the next MX is tried.
+ *   dnscache_mx() → hosts in preference order (or the address literal)
+ *   → for each host: politeness backoff? skip it; for each address:
+ *     guard_allows()? → politeness slot → smtp_io_start() with every
+ *     address still unanswered (and the catch-all check)
+ *   → an address whose RCPT was answered is decided; the rest go on.
  *
- * What a failed attempt says is ranked (failure_rank[]): when every MX
- * fails, the verdict carries the most telling reason seen — a block of the
- * prober says more than a timeout, a timeout more than a refused connect.
- * Nothing before the RCPT answer is ever taken as a statement about the
- * mailbox.
+ * What failed attempts said is ranked (failure_rank[]): an address no MX
+ * answered gets the most telling reason seen — a block of the prober says
+ * more than a timeout, a timeout more than a refused connect.  Nothing
+ * before an RCPT answer is ever taken as a statement about a mailbox.
+ *
+ * A session that made progress and then lost the connection (a server
+ * that drops after rejecting an RCPT, a 421 mid-batch) is followed by one
+ * more session to the same address for what is still unanswered; after
+ * that, the next MX.  An opportunistic STARTTLS whose handshake failed is
+ * retried once in the clear, as Postfix does.
  *
  * Catch-all: the target accepted and the random address accepted too →
  * risky catch_all; the random address refused as unknown → deliverable,
- * catch_all=no; the random answer missing or inconclusive → deliverable,
- * catch_all=unknown.  Never a guess.
- *
- * BUGS: every probe asks the random address (the catch-all cache comes with
- * the caches); one probe is one session (batching comes with them too).
+ * catch_all=no; neither asked nor known → catch_all=unknown.  Never a guess.
  */
 #include "autoconfig.h"
 
 #include <arpa/inet.h>
-#include <netdb.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,17 +35,21 @@
 #include <openssl/rand.h>
 
 #include "address.h"
+#include "dnscache.h"
 #include "guard.h"
 #include "log.h"
+#include "politeness.h"
 #include "resolver.h"
 #include "smtp_io.h"
 #include "verify.h"
 
 #define RANDOM_LOCAL_LEN 16
+#define NO_TARGET SIZE_MAX
 
 struct verifier {
 	struct ev_loop *loop;
-	struct resolver *resolver;
+	struct dnscache *dns;
+	struct politeness *polite;
 	struct guard *guard;
 	SSL_CTX *tls;
 	char *helo_name;
@@ -51,11 +58,12 @@ struct verifier {
 	enum starttls_mode starttls;
 	unsigned port;
 	unsigned max_mx;
+	unsigned max_rcpt;
 	double connect_timeout, greeting_timeout, command_timeout;
 	bool has_source;
 	struct sockaddr_storage source;
 	struct verify_counters counters;
-	struct verify_probe *probes;
+	struct verify_batch *batches;
 };
 
 /* What one failed attempt said. */
@@ -67,30 +75,56 @@ struct attempt {
 	bool tls;
 };
 
-struct verify_probe {
-	struct verifier *v;
-	struct verify_probe *prev, *next;
+struct target {
 	char address[ADDRESS_MAX + 1];
+	void *arg;
+	bool answered;
+	struct smtp_rcpt_result rr;
+	char mx[256];
+	bool tls;
+};
+
+struct verify_batch {
+	struct verifier *v;
+	struct verify_batch *prev, *next;
 	char domain[ADDRESS_DOMAIN_MAX + 1];
-	char random_rcpt[ADDRESS_MAX + 1];
 	bool utf8;
-	struct resolver_query *dnsq;
+	const struct verify_batch_ops *ops;
+	void *arg;
+	struct target *targets;
+	size_t n, cap;
+	size_t unanswered;
+	bool started, sealed;
+	struct verify_domain_hint hint;
+	char random[ADDRESS_MAX + 1];
+	bool ask_random;
+	bool random_answered;
+	struct smtp_rcpt_result random_rr;
+	struct dnscache_query *dnsq;
 	struct mx_result *mx;
 	size_t host_i, addr_i;
+	const struct sockaddr_storage *addr; /* the address being tried */
+	struct polite_wait *wait;
+	bool holding_slot;
 	struct smtp_io *io;
-	ev_timer kick;             /* answers known without I/O leave from the loop */
-	ev_tstamp started;
-	bool no_tls;               /* retrying a host in the clear after a TLS failure */
-	bool tls_retry_done;
-	bool random_only;          /* reconnected to ask only the random address */
-	bool reconnected;
-	struct smtp_outcome first; /* the target's answer, kept across the reconnect */
+	const char *rcpts[SMTP_MAX_RCPTS];
+	size_t rcpt_target[SMTP_MAX_RCPTS]; /* rcpt index -> target index, or NO_TARGET */
+	struct smtp_rcpt_result results[SMTP_MAX_RCPTS];
+	size_t n_rcpts;
+	bool reconnected;       /* for this host */
+	size_t host_i_limit;    /* hosts past this are not tried (0: no limit) */
+	bool tls_retry_done;    /* for this host */
+	bool no_tls;
+	ev_timer kick;          /* answers known without I/O leave from the loop */
+	enum reason early;      /* set with kick: the whole batch's answer */
+	char early_text[128];
 	bool have_failure;
 	struct attempt best;
-	struct ctl_result result;
-	verify_done_cb done;
-	void *arg;
+	struct verify_domain_news news;
 };
+
+static void next_attempt(struct verify_batch *b);
+static void on_session(const struct smtp_outcome *o, void *arg);
 
 /* Higher is more telling. */
 static int
@@ -111,64 +145,37 @@ failure_rank(enum reason r)
 	}
 }
 
-static void next_attempt(struct verify_probe *p);
-static void on_session(const struct smtp_outcome *o, void *arg);
-
-/* ---- the end of a probe ------------------------------------------------ */
-
 static void
-probe_unlink(struct verify_probe *p)
+record_failure(struct verify_batch *b, enum reason reason, const char *mx,
+    const struct smtp_reply_copy *reply, const char *detail, bool tls)
 {
-	struct verifier *v = p->v;
-
-	if (p->prev != NULL)
-		p->prev->next = p->next;
+	if (b->have_failure && failure_rank(reason) <= failure_rank(b->best.reason))
+		return;
+	b->have_failure = true;
+	b->best.reason = reason;
+	snprintf(b->best.mx, sizeof(b->best.mx), "%s", mx);
+	if (reply != NULL)
+		b->best.reply = *reply;
 	else
-		v->probes = p->next;
-	if (p->next != NULL)
-		p->next->prev = p->prev;
-	v->counters.inflight--;
+		memset(&b->best.reply, 0, sizeof(b->best.reply));
+	snprintf(b->best.detail, sizeof(b->best.detail), "%s", detail ? detail : "");
+	b->best.tls = tls;
 }
 
-static void
-probe_free(struct verify_probe *p)
+/* ---- the end of a batch ------------------------------------------------- */
+
+static const struct mx_host *
+current_host(const struct verify_batch *b)
 {
-	if (p->dnsq != NULL)
-		resolver_cancel(p->dnsq);
-	if (p->io != NULL)
-		smtp_io_cancel(p->io);
-	ev_timer_stop(p->v->loop, &p->kick);
-	free(p->mx);
-	free(p);
+	return &b->mx->hosts[b->host_i];
 }
 
-static void
-probe_finish(struct verify_probe *p)
+static const char *
+current_host_name(const struct verify_batch *b)
 {
-	struct verifier *v = p->v;
-
-	p->result.ms = (long)((ev_now(v->loop) - p->started) * 1000.);
-	p->result.cached = TRI_NO;
-	if (log_enabled(LOG_INFO)) {
-		char text[128];
-		log_info("verify address=%s verdict=%s reason=%s mx=%s code=%d ms=%ld text=\"%s\"",
-		    p->address, verdict_name(p->result.verdict), reason_name(p->result.reason),
-		    p->result.mx[0] ? p->result.mx : "-", p->result.code, p->result.ms,
-		    log_printable(text, sizeof(text), p->result.text, strlen(p->result.text)));
-	}
-	verify_done_cb done = p->done;
-	void *arg = p->arg;
-	struct ctl_result result = p->result;
-	probe_unlink(p);
-	probe_free(p);
-	done(&result, arg);
+	return b->mx != NULL && b->host_i < b->mx->n_hosts ? current_host(b)->name : "";
 }
 
-static void
-set_result(struct verify_probe *p, enum reason reason)
-{
-	ctl_result_init(&p->result, reason);
-}
 
 static void
 copy_reply_to_result(struct ctl_result *r, const struct smtp_reply_copy *reply,
@@ -184,342 +191,152 @@ copy_reply_to_result(struct ctl_result *r, const struct smtp_reply_copy *reply,
 	}
 }
 
-static void
-finish_with_best_failure(struct verify_probe *p)
+/* A refused mailbox proves the domain does not take everything. */
+static bool
+refused_some(const struct verify_batch *b)
 {
-	if (!p->have_failure) {
-		/* No host could even be tried: there was nothing to connect to. */
-		set_result(p, REASON_NO_MX);
-		probe_finish(p);
-		return;
-	}
-	set_result(p, p->best.reason);
-	snprintf(p->result.mx, sizeof(p->result.mx), "%s", p->best.mx);
-	copy_reply_to_result(&p->result, &p->best.reply, p->best.detail);
-	p->result.catch_all = TRI_UNKNOWN;
-	p->result.write_catch_all = true;
-	p->result.tls = p->best.tls ? TRI_YES : TRI_NO;
-	probe_finish(p);
+	for (size_t i = 0; i < b->n; i++)
+		if (b->targets[i].answered && (b->targets[i].rr.cls.reason == REASON_NO_SUCH_USER ||
+		    b->targets[i].rr.cls.reason == REASON_DISABLED))
+			return true;
+	return false;
 }
 
-static void
-record_failure(struct verify_probe *p, enum reason reason, const char *mx,
-    const struct smtp_reply_copy *reply, const char *detail, bool tls)
+static bool
+accepted_some(const struct verify_batch *b)
 {
-	if (p->have_failure && failure_rank(reason) <= failure_rank(p->best.reason))
-		return;
-	p->have_failure = true;
-	p->best.reason = reason;
-	snprintf(p->best.mx, sizeof(p->best.mx), "%s", mx);
-	if (reply != NULL)
-		p->best.reply = *reply;
-	else
-		memset(&p->best.reply, 0, sizeof(p->best.reply));
-	snprintf(p->best.detail, sizeof(p->best.detail), "%s", detail ? detail : "");
-	p->best.tls = tls;
+	for (size_t i = 0; i < b->n; i++)
+		if (b->targets[i].answered && b->targets[i].rr.cls.reason == REASON_ACCEPTED)
+			return true;
+	return false;
 }
 
-/* The target's RCPT was answered: that decides. */
-static void
-decide(struct verify_probe *p, const struct smtp_outcome *target,
-    const struct smtp_outcome *random_source, const char *mx)
+/* The catch-all check still matters: someone was accepted, and nothing yet
+ * says whether anyone would have been. */
+static bool
+random_wanted(const struct verify_batch *b)
 {
-	enum reason r = target->target.reason;
-	struct ctl_result *res = &p->result;
+	return b->ask_random && !b->random_answered && accepted_some(b) && !refused_some(b);
+}
 
-	set_result(p, r);
+/* The verdict for an address whose RCPT was answered. */
+static void
+decide(const struct verify_batch *b, const struct target *t, struct ctl_result *res)
+{
+	enum reason r = t->rr.cls.reason;
+	enum tristate known = b->hint.catch_all;
+
+	ctl_result_init(res, r);
 	res->write_catch_all = true;
-	res->catch_all = TRI_UNKNOWN;
-	if (r == REASON_ACCEPTED && random_source != NULL && random_source->random_answered) {
-		enum reason rr = random_source->random.reason;
-		if (rr == REASON_ACCEPTED) {
-			set_result(p, REASON_CATCH_ALL);
+	res->catch_all = known;
+	if (r == REASON_ACCEPTED) {
+		enum tristate ca = known;
+		if (b->random_answered) {
+			enum reason rr = b->random_rr.cls.reason;
+			if (rr == REASON_ACCEPTED)
+				ca = TRI_YES;
+			else if (reason_verdict(rr) == VERDICT_UNDELIVERABLE)
+				ca = TRI_NO;
+			else
+				ca = TRI_UNKNOWN; /* inconclusive: never a guess */
+		} else if (refused_some(b)) {
+			ca = TRI_NO;
+		}
+		res->catch_all = ca;
+		if (ca == TRI_YES) {
+			ctl_result_init(res, REASON_CATCH_ALL);
 			res->write_catch_all = true;
 			res->catch_all = TRI_YES;
-		} else if (reason_verdict(rr) == VERDICT_UNDELIVERABLE) {
-			res->catch_all = TRI_NO;
 		}
 	} else if (r == REASON_NO_SUCH_USER || r == REASON_DISABLED) {
 		/* A refused mailbox proves the domain does not take everything. */
 		res->catch_all = TRI_NO;
 	}
-	snprintf(res->mx, sizeof(res->mx), "%s", mx);
-	copy_reply_to_result(res, &target->target_reply, NULL);
-	res->tls = target->tls ? TRI_YES : TRI_NO;
-	probe_finish(p);
+	snprintf(res->mx, sizeof(res->mx), "%s", t->mx);
+	copy_reply_to_result(res, &t->rr.reply, NULL);
+	res->tls = t->tls ? TRI_YES : TRI_NO;
+}
+
+static void
+batch_unlink(struct verify_batch *b)
+{
+	struct verifier *v = b->v;
+
+	if (b->prev != NULL)
+		b->prev->next = b->next;
+	else
+		v->batches = b->next;
+	if (b->next != NULL)
+		b->next->prev = b->prev;
+	v->counters.inflight -= b->n;
+}
+
+static void
+batch_free(struct verify_batch *b)
+{
+	struct verifier *v = b->v;
+
+	if (b->dnsq != NULL)
+		dnscache_cancel(b->dnsq);
+	if (b->wait != NULL)
+		politeness_cancel(b->wait);
+	if (b->io != NULL)
+		smtp_io_cancel(b->io);
+	if (b->holding_slot)
+		politeness_release(v->polite, current_host_name(b), REASON_PENDING);
+	ev_timer_stop(v->loop, &b->kick);
+	free(b->mx);
+	free(b->targets);
+	free(b);
+}
+
+static void
+batch_finish(struct verify_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		struct target *t = &b->targets[i];
+		struct ctl_result res;
+
+		if (t->answered) {
+			decide(b, t, &res);
+		} else if (b->early != REASON__COUNT) {
+			ctl_result_init(&res, b->early);
+			snprintf(res.text, sizeof(res.text), "%s", b->early_text);
+		} else if (!b->have_failure) {
+			ctl_result_init(&res, REASON_NO_MX); /* nothing could be tried */
+		} else {
+			ctl_result_init(&res, b->best.reason);
+			snprintf(res.mx, sizeof(res.mx), "%s", b->best.mx);
+			copy_reply_to_result(&res, &b->best.reply, b->best.detail);
+			res.write_catch_all = true;
+			res.catch_all = b->hint.catch_all;
+			res.tls = b->best.tls ? TRI_YES : TRI_NO;
+		}
+		b->ops->result(&res, t->arg, b->arg);
+	}
+	if (b->random_answered) {
+		enum reason rr = b->random_rr.cls.reason;
+		if (rr == REASON_ACCEPTED || reason_verdict(rr) == VERDICT_UNDELIVERABLE) {
+			b->news.catch_all_learned = true;
+			b->news.catch_all = rr == REASON_ACCEPTED ? TRI_YES : TRI_NO;
+		}
+	}
+	if (!b->news.catch_all_learned && refused_some(b)) {
+		b->news.catch_all_learned = true;
+		b->news.catch_all = TRI_NO;
+	}
+	if (b->sealed && b->ask_random)
+		snprintf(b->news.random_rcpt, sizeof(b->news.random_rcpt), "%s", b->random);
+	/* Told before it goes, so the owner can drop its references. */
+	b->ops->done(b, &b->news, b->arg);
+	batch_unlink(b);
+	batch_free(b);
 }
 
 /* ---- sessions ---------------------------------------------------------- */
 
-static const struct mx_host *
-current_host(const struct verify_probe *p)
-{
-	return &p->mx->hosts[p->host_i];
-}
-
-static bool
-dropped(const struct smtp_outcome *o)
-{
-	return strcmp(o->detail, "connection closed") == 0 ||
-	    strcmp(o->detail, "connection reset") == 0;
-}
-
 static void
-start_session(struct verify_probe *p, const struct sockaddr_storage *addr)
-{
-	struct verifier *v = p->v;
-	const struct mx_host *h = current_host(p);
-	struct smtp_io_params ip;
-
-	memset(&ip, 0, sizeof(ip));
-	ip.addr = *addr;
-	if (addr->ss_family == AF_INET6) {
-		((struct sockaddr_in6 *)&ip.addr)->sin6_port = htons((uint16_t)v->port);
-		ip.addrlen = sizeof(struct sockaddr_in6);
-	} else {
-		((struct sockaddr_in *)&ip.addr)->sin_port = htons((uint16_t)v->port);
-		ip.addrlen = sizeof(struct sockaddr_in);
-	}
-	ip.source = v->has_source && v->source.ss_family == addr->ss_family ? &v->source : NULL;
-	ip.server_name = h->name;
-	ip.tls = p->no_tls ? NULL : v->tls;
-	ip.session = (struct smtp_session_params){
-		.helo_name = v->helo_name,
-		.mail_from = v->mail_from,
-		.fallback_mail_from = v->fallback_mail_from,
-		.rcpt = p->random_only ? p->random_rcpt : p->address,
-		.rcpt_utf8 = p->utf8,
-		.random_rcpt = p->random_only ? NULL : p->random_rcpt,
-		.starttls = p->no_tls ? STARTTLS_NEVER : v->starttls,
-		.connect_timeout = v->connect_timeout,
-		.greeting_timeout = v->greeting_timeout,
-		.command_timeout = v->command_timeout,
-	};
-	v->counters.sessions++;
-	p->io = smtp_io_start(v->loop, &ip, on_session, p);
-	if (p->io == NULL) {
-		record_failure(p, REASON_TEMPFAIL, h->name, NULL, "out of memory", false);
-		finish_with_best_failure(p);
-	}
-}
-
-static void
-on_session(const struct smtp_outcome *o, void *arg)
-{
-	struct verify_probe *p = arg;
-	struct verifier *v = p->v;
-	const struct mx_host *h = current_host(p);
-
-	p->io = NULL;
-	log_debug("verify address=%s mx=%s session=%s state=%s detail=\"%s\" target=%s random=%s",
-	    p->address, h->name, smtp_failure_name(o->failure), smtp_state_name(o->state),
-	    o->detail, o->target_answered ? reason_name(o->target.reason) : "-",
-	    o->random_answered ? reason_name(o->random.reason) : "-");
-	if (o->target_answered)
-		v->counters.rcpts++;
-	if (o->random_answered)
-		v->counters.rcpts++;
-
-	if (p->random_only) {
-		/* The reconnect asked only the random address. */
-		struct smtp_outcome r = { 0 };
-		if (o->failure == SMTP_OK && o->target_answered) {
-			r.random_answered = true;
-			r.random = o->target;
-			r.random_reply = o->target_reply;
-		}
-		decide(p, &p->first, &r, h->name);
-		return;
-	}
-
-	switch (o->failure) {
-	case SMTP_OK:
-		if (o->target.reason == REASON_ACCEPTED && !o->random_answered && dropped(o) &&
-		    !p->reconnected) {
-			/* Dropped after the target's answer: ask the rest once more. */
-			p->reconnected = true;
-			p->random_only = true;
-			p->first = *o;
-			p->addr_i--; /* the same address again */
-			next_attempt(p);
-			return;
-		}
-		decide(p, o, o, h->name);
-		return;
-	case SMTP_FAIL_REPLY:
-		if (o->failure_class.action == CLASSIFY_STOP) {
-			set_result(p, o->failure_class.reason);
-			snprintf(p->result.mx, sizeof(p->result.mx), "%s", h->name);
-			copy_reply_to_result(&p->result, &o->failure_reply, NULL);
-			p->result.write_catch_all = true;
-			p->result.tls = o->tls ? TRI_YES : TRI_NO;
-			probe_finish(p);
-			return;
-		}
-		record_failure(p, o->failure_class.reason, h->name, &o->failure_reply, o->detail,
-		    o->tls);
-		p->addr_i = h->n_addrs; /* the server answered: its other addresses would too */
-		break;
-	case SMTP_FAIL_CONNECT:
-		record_failure(p, REASON_CONNECT_FAILED, h->name, NULL, o->detail, false);
-		break;
-	case SMTP_FAIL_TIMEOUT:
-		record_failure(p, REASON_TIMEOUT, h->name, NULL, o->detail, o->tls);
-		if (o->state != SMTP_CONNECT)
-			p->addr_i = h->n_addrs;
-		break;
-	case SMTP_FAIL_DROPPED:
-		record_failure(p, REASON_TEMPFAIL, h->name, NULL, o->detail, o->tls);
-		p->addr_i = h->n_addrs;
-		break;
-	case SMTP_FAIL_PROTOCOL:
-		record_failure(p, REASON_PROTOCOL_ERROR, h->name, NULL, o->detail, o->tls);
-		p->addr_i = h->n_addrs;
-		break;
-	case SMTP_FAIL_TLS:
-		if (v->starttls == STARTTLS_OPPORTUNISTIC && o->state == SMTP_TLS &&
-		    !p->tls_retry_done) {
-			/* A broken handshake under opportunistic TLS: the same
-			 * server, once more, in the clear (as Postfix does). */
-			p->tls_retry_done = true;
-			p->no_tls = true;
-			p->addr_i--;
-			next_attempt(p);
-			return;
-		}
-		record_failure(p, REASON_TLS_FAILED, h->name, &o->failure_reply, o->detail, o->tls);
-		p->addr_i = h->n_addrs;
-		break;
-	case SMTP_FAIL_UTF8:
-		record_failure(p, REASON_UNVERIFIABLE, h->name, NULL, o->detail, o->tls);
-		p->addr_i = h->n_addrs;
-		break;
-	}
-	p->no_tls = false;
-	next_attempt(p);
-}
-
-/* Walk hosts and addresses from where we are; start the next session or
- * finish with what was seen. */
-static void
-next_attempt(struct verify_probe *p)
-{
-	struct verifier *v = p->v;
-
-	while (p->host_i < p->mx->n_hosts) {
-		const struct mx_host *h = current_host(p);
-		while (p->addr_i < h->n_addrs) {
-			const struct sockaddr_storage *a = &h->addrs[p->addr_i++];
-			const char *why;
-			if (guard_allows(v->guard, (const struct sockaddr *)a, &why)) {
-				start_session(p, a);
-				return;
-			}
-			char ip[INET6_ADDRSTRLEN], detail[96];
-			const void *raw = a->ss_family == AF_INET6 ?
-			    (const void *)&((const struct sockaddr_in6 *)a)->sin6_addr :
-			    (const void *)&((const struct sockaddr_in *)a)->sin_addr;
-			inet_ntop(a->ss_family, raw, ip, sizeof(ip));
-			snprintf(detail, sizeof(detail), "destination %s is %s", ip, why);
-			log_info("verify address=%s mx=%s refused by guard: %s", p->address, h->name,
-			    detail);
-			if (!p->have_failure) {
-				/* Lowest rank: any real answer from another MX wins. */
-				p->have_failure = true;
-				p->best.reason = REASON_NOT_ALLOWED;
-				snprintf(p->best.mx, sizeof(p->best.mx), "%s", h->name);
-				memset(&p->best.reply, 0, sizeof(p->best.reply));
-				snprintf(p->best.detail, sizeof(p->best.detail), "%s", detail);
-				p->best.tls = false;
-			}
-		}
-		p->host_i++;
-		p->addr_i = 0;
-		p->tls_retry_done = false;
-	}
-	finish_with_best_failure(p);
-}
-
-/* ---- DNS --------------------------------------------------------------- */
-
-static void
-on_mx(const struct mx_result *r, void *arg)
-{
-	struct verify_probe *p = arg;
-
-	p->dnsq = NULL;
-	switch (r->status) {
-	case MX_NXDOMAIN:
-		set_result(p, REASON_NO_DOMAIN);
-		break;
-	case MX_NULL_MX:
-		set_result(p, REASON_NULL_MX);
-		break;
-	case MX_NO_MX:
-		set_result(p, REASON_NO_MX);
-		break;
-	case MX_DNS_ERROR:
-		set_result(p, REASON_DNS_ERROR);
-		snprintf(p->result.text, sizeof(p->result.text), "%s", r->detail);
-		break;
-	case MX_OK:
-		p->mx = malloc(sizeof(*p->mx));
-		if (p->mx == NULL) {
-			set_result(p, REASON_TEMPFAIL);
-			break;
-		}
-		*p->mx = *r;
-		next_attempt(p);
-		return;
-	}
-	probe_finish(p);
-}
-
-/* An address literal names its one destination: no DNS. */
-static void
-on_kick(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct verify_probe *p = w->data;
-
-	if (p->mx == NULL) {
-		probe_finish(p); /* the result was set before the kick */
-		return;
-	}
-	next_attempt(p);
-}
-
-static bool
-literal_host(struct verify_probe *p, const struct address *a)
-{
-	struct mx_host *h;
-	char ip[INET6_ADDRSTRLEN + 1];
-	size_t skip = a->domain_kind == ADDRESS_LITERAL_IPV6 ? 6 : 1; /* "[IPv6:" or "[" */
-	size_t n = a->domain_len - skip - 1;
-
-	if (n >= sizeof(ip))
-		return false;
-	memcpy(ip, a->domain + skip, n);
-	ip[n] = '\0';
-	p->mx = calloc(1, sizeof(*p->mx));
-	if (p->mx == NULL)
-		return false;
-	p->mx->status = MX_OK;
-	p->mx->n_hosts = 1;
-	h = &p->mx->hosts[0];
-	snprintf(h->name, sizeof(h->name), "%.*s", (int)a->domain_len, a->domain);
-	h->n_addrs = 1;
-	if (a->domain_kind == ADDRESS_LITERAL_IPV6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&h->addrs[0];
-		s6->sin6_family = AF_INET6;
-		return inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1;
-	}
-	struct sockaddr_in *s4 = (struct sockaddr_in *)&h->addrs[0];
-	s4->sin_family = AF_INET;
-	return inet_pton(AF_INET, ip, &s4->sin_addr) == 1;
-}
-
-static void
-make_random_rcpt(struct verify_probe *p)
+make_random_rcpt(struct verify_batch *b)
 {
 	static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
 	unsigned char raw[RANDOM_LOCAL_LEN];
@@ -532,76 +349,494 @@ make_random_rcpt(struct verify_probe *p)
 			raw[i] = (unsigned char)random();
 	}
 	/* The whole address must stay within ADDRESS_MAX, so a long domain
-	 * gets a shorter random part (the target's proves there is room). */
-	size_t domain_len = strlen(p->domain);
+	 * gets a shorter random part (the targets prove there is room). */
+	size_t domain_len = strlen(b->domain);
 	size_t n = RANDOM_LOCAL_LEN;
 	if (domain_len + 1 + n > ADDRESS_MAX)
 		n = ADDRESS_MAX - 1 - domain_len;
 	for (size_t i = 0; i < n; i++)
 		local[i] = alphabet[raw[i] % (sizeof(alphabet) - 1)];
 	local[n] = '\0';
-	memcpy(p->random_rcpt, local, n);
-	p->random_rcpt[n] = '@';
-	memcpy(p->random_rcpt + n + 1, p->domain, domain_len + 1);
+	memcpy(b->random, local, n);
+	b->random[n] = '@';
+	memcpy(b->random + n + 1, b->domain, domain_len + 1);
 }
 
-struct verify_probe *
-verify_start(struct verifier *v, const char *address, size_t len, verify_done_cb done,
-    void *arg)
+static void
+seal(struct verify_batch *b)
+{
+	if (b->sealed)
+		return;
+	b->sealed = true;
+	b->hint = (struct verify_domain_hint){ .catch_all = TRI_UNKNOWN };
+	b->ops->seal(b, &b->hint, b->arg);
+	b->ask_random = b->hint.catch_all == TRI_UNKNOWN;
+	if (b->hint.random_rcpt != NULL && b->hint.random_rcpt[0] != '\0')
+		snprintf(b->random, sizeof(b->random), "%s", b->hint.random_rcpt);
+	else
+		make_random_rcpt(b);
+	b->hint.random_rcpt = NULL; /* not ours to keep */
+}
+
+static void
+start_session(struct verify_batch *b)
+{
+	struct verifier *v = b->v;
+	const struct mx_host *h = current_host(b);
+	const struct sockaddr_storage *addr = b->addr;
+	struct smtp_io_params ip;
+
+	b->n_rcpts = 0;
+	for (size_t i = 0; i < b->n; i++)
+		if (!b->targets[i].answered) {
+			b->rcpt_target[b->n_rcpts] = i;
+			b->rcpts[b->n_rcpts++] = b->targets[i].address;
+		}
+	if (b->ask_random && !b->random_answered && (b->unanswered > 0 || random_wanted(b))) {
+		b->rcpt_target[b->n_rcpts] = NO_TARGET;
+		b->rcpts[b->n_rcpts++] = b->random;
+	}
+
+	memset(&ip, 0, sizeof(ip));
+	ip.addr = *addr;
+	if (addr->ss_family == AF_INET6) {
+		((struct sockaddr_in6 *)&ip.addr)->sin6_port = htons((uint16_t)v->port);
+		ip.addrlen = sizeof(struct sockaddr_in6);
+	} else {
+		((struct sockaddr_in *)&ip.addr)->sin_port = htons((uint16_t)v->port);
+		ip.addrlen = sizeof(struct sockaddr_in);
+	}
+	ip.source = v->has_source && v->source.ss_family == addr->ss_family ? &v->source : NULL;
+	ip.server_name = h->name;
+	ip.tls = b->no_tls ? NULL : v->tls;
+	bool fallback_first = b->hint.null_sender_refused && v->fallback_mail_from[0] != '\0';
+	ip.session = (struct smtp_session_params){
+		.helo_name = v->helo_name,
+		.mail_from = fallback_first ? v->fallback_mail_from : v->mail_from,
+		.fallback_mail_from = fallback_first ? "" : v->fallback_mail_from,
+		.rcpts = b->rcpts,
+		.n_rcpts = b->n_rcpts,
+		.results = b->results,
+		.rcpt_utf8 = b->utf8,
+		.starttls = b->no_tls ? STARTTLS_NEVER : v->starttls,
+		.connect_timeout = v->connect_timeout,
+		.greeting_timeout = v->greeting_timeout,
+		.command_timeout = v->command_timeout,
+	};
+	if (fallback_first)
+		b->news.null_sender_refused = true;
+	v->counters.sessions++;
+	b->io = smtp_io_start(v->loop, &ip, on_session, b);
+	if (b->io == NULL) {
+		politeness_release(v->polite, h->name, REASON_PENDING);
+		b->holding_slot = false;
+		record_failure(b, REASON_TEMPFAIL, h->name, NULL, "out of memory", false);
+		b->addr_i = h->n_addrs;
+		next_attempt(b);
+	}
+}
+
+static void
+on_slot(void *arg)
+{
+	struct verify_batch *b = arg;
+
+	b->wait = NULL;
+	b->holding_slot = true;
+	seal(b);
+	start_session(b);
+}
+
+/* The reason a session's end gives the politeness layer. */
+static enum reason
+session_reason(const struct verify_batch *b, const struct smtp_outcome *o)
+{
+	for (size_t i = 0; i < b->n_rcpts; i++) {
+		enum reason r = b->results[i].cls.reason;
+		if (b->results[i].answered && (r == REASON_RATE_LIMITED || r == REASON_BLOCKED))
+			return r;
+	}
+	switch (o->failure) {
+	case SMTP_OK: return REASON_ACCEPTED;
+	case SMTP_FAIL_REPLY: return o->failure_class.reason;
+	case SMTP_FAIL_CONNECT: return REASON_CONNECT_FAILED;
+	case SMTP_FAIL_TIMEOUT: return REASON_TIMEOUT;
+	case SMTP_FAIL_DROPPED: return REASON_TEMPFAIL;
+	case SMTP_FAIL_PROTOCOL: return REASON_PROTOCOL_ERROR;
+	case SMTP_FAIL_TLS: return REASON_TLS_FAILED;
+	case SMTP_FAIL_UTF8: return REASON_UNVERIFIABLE;
+	}
+	return REASON_TEMPFAIL;
+}
+
+static void
+on_session(const struct smtp_outcome *o, void *arg)
+{
+	struct verify_batch *b = arg;
+	struct verifier *v = b->v;
+	const struct mx_host *h = current_host(b);
+
+	b->io = NULL;
+	b->holding_slot = false;
+	politeness_release(v->polite, h->name, session_reason(b, o));
+	log_debug("verify domain=%s mx=%s session=%s state=%s detail=\"%s\" answered=%zu/%zu",
+	    b->domain, h->name, smtp_failure_name(o->failure), smtp_state_name(o->state),
+	    o->detail, o->answered, b->n_rcpts);
+	v->counters.rcpts += o->answered;
+	if (o->fallback_sender)
+		b->news.null_sender_refused = true;
+
+	for (size_t k = 0; k < b->n_rcpts; k++) {
+		if (!b->results[k].answered)
+			continue;
+		if (b->results[k].cls.reason == REASON_GREYLISTED)
+			b->news.greylisted = true;
+		if (b->rcpt_target[k] == NO_TARGET) {
+			b->random_answered = true;
+			b->random_rr = b->results[k];
+			continue;
+		}
+		struct target *t = &b->targets[b->rcpt_target[k]];
+		t->answered = true;
+		t->rr = b->results[k];
+		snprintf(t->mx, sizeof(t->mx), "%s", h->name);
+		t->tls = o->tls;
+		b->unanswered--;
+	}
+	bool progress = o->answered > 0;
+	if (b->unanswered == 0) {
+		/* Every address is answered.  Only a catch-all check lost to a
+		 * dropped connection is worth one more session, to the same
+		 * server; not a walk through the other MXes. */
+		if (random_wanted(b) && progress && !b->reconnected &&
+		    (o->failure == SMTP_FAIL_DROPPED || o->failure == SMTP_FAIL_TIMEOUT ||
+		     o->failure == SMTP_FAIL_REPLY)) {
+			b->reconnected = true;
+			b->addr_i--;
+			b->host_i_limit = b->host_i + 1;
+			next_attempt(b);
+			return;
+		}
+		batch_finish(b);
+		return;
+	}
+
+	switch (o->failure) {
+	case SMTP_OK:
+		/* Asked and not answered ("too many recipients" to the end):
+		 * the next MX may take them. */
+		record_failure(b, REASON_TEMPFAIL, h->name, NULL, "recipients deferred", o->tls);
+		b->addr_i = h->n_addrs;
+		break;
+	case SMTP_FAIL_REPLY:
+		if (o->failure_class.action == CLASSIFY_STOP) {
+			record_failure(b, o->failure_class.reason, h->name, &o->failure_reply,
+			    o->detail, o->tls);
+			/* Another MX would say the same: stop here. */
+			b->host_i = b->mx->n_hosts;
+			break;
+		}
+		record_failure(b, o->failure_class.reason, h->name, &o->failure_reply, o->detail,
+		    o->tls);
+		if (progress && !b->reconnected) {
+			b->reconnected = true;
+			b->addr_i--;
+		} else {
+			b->addr_i = h->n_addrs; /* it answered: its other addresses would too */
+		}
+		break;
+	case SMTP_FAIL_CONNECT:
+		record_failure(b, REASON_CONNECT_FAILED, h->name, NULL, o->detail, false);
+		break;
+	case SMTP_FAIL_TIMEOUT:
+	case SMTP_FAIL_DROPPED:
+		record_failure(b, o->failure == SMTP_FAIL_TIMEOUT ? REASON_TIMEOUT : REASON_TEMPFAIL,
+		    h->name, NULL, o->detail, o->tls);
+		if (progress && !b->reconnected) {
+			/* Dropped mid-batch: once more for the rest. */
+			b->reconnected = true;
+			b->addr_i--;
+		} else if (o->state != SMTP_CONNECT) {
+			b->addr_i = h->n_addrs;
+		}
+		break;
+	case SMTP_FAIL_PROTOCOL:
+		record_failure(b, REASON_PROTOCOL_ERROR, h->name, NULL, o->detail, o->tls);
+		b->addr_i = h->n_addrs;
+		break;
+	case SMTP_FAIL_TLS:
+		if (v->starttls == STARTTLS_OPPORTUNISTIC && o->state == SMTP_TLS &&
+		    !b->tls_retry_done) {
+			/* A broken handshake under opportunistic TLS: the same
+			 * server, once more, in the clear (as Postfix does). */
+			b->tls_retry_done = true;
+			b->no_tls = true;
+			b->addr_i--;
+			next_attempt(b);
+			return;
+		}
+		record_failure(b, REASON_TLS_FAILED, h->name, &o->failure_reply, o->detail, o->tls);
+		b->addr_i = h->n_addrs;
+		break;
+	case SMTP_FAIL_UTF8:
+		record_failure(b, REASON_UNVERIFIABLE, h->name, NULL, o->detail, o->tls);
+		b->addr_i = h->n_addrs;
+		break;
+	}
+	b->no_tls = false;
+	next_attempt(b);
+}
+
+static void
+refuse_by_guard(struct verify_batch *b, const struct mx_host *h,
+    const struct sockaddr_storage *a, const char *why)
+{
+	char ip[INET6_ADDRSTRLEN], detail[96];
+	const void *raw = a->ss_family == AF_INET6 ?
+	    (const void *)&((const struct sockaddr_in6 *)a)->sin6_addr :
+	    (const void *)&((const struct sockaddr_in *)a)->sin_addr;
+
+	inet_ntop(a->ss_family, raw, ip, sizeof(ip));
+	snprintf(detail, sizeof(detail), "destination %s is %s", ip, why);
+	log_info("verify domain=%s mx=%s refused by guard: %s", b->domain, h->name, detail);
+	if (!b->have_failure) {
+		/* Lowest rank: any real answer from another MX wins. */
+		b->have_failure = true;
+		b->best.reason = REASON_NOT_ALLOWED;
+		snprintf(b->best.mx, sizeof(b->best.mx), "%s", h->name);
+		memset(&b->best.reply, 0, sizeof(b->best.reply));
+		snprintf(b->best.detail, sizeof(b->best.detail), "%s", detail);
+		b->best.tls = false;
+	}
+}
+
+/* Walk hosts and addresses from where we are; wait for the next session's
+ * slot or finish with what was seen. */
+static void
+next_attempt(struct verify_batch *b)
+{
+	struct verifier *v = b->v;
+
+	size_t last = b->host_i_limit > 0 && b->host_i_limit < b->mx->n_hosts ?
+	    b->host_i_limit : b->mx->n_hosts;
+
+	while (b->host_i < last) {
+		const struct mx_host *h = current_host(b);
+		enum reason why;
+		double left;
+
+		if (b->addr_i == 0 && politeness_backoff(v->polite, h->name, &why, &left)) {
+			char detail[96];
+			snprintf(detail, sizeof(detail), "probed leaves %s alone for %.0fs more",
+			    h->name, left);
+			record_failure(b, why, h->name, NULL, detail, false);
+			b->addr_i = h->n_addrs;
+		}
+		while (b->addr_i < h->n_addrs) {
+			const struct sockaddr_storage *a = &h->addrs[b->addr_i++];
+			const char *gwhy;
+			if (!guard_allows(v->guard, (const struct sockaddr *)a, &gwhy)) {
+				refuse_by_guard(b, h, a, gwhy);
+				continue;
+			}
+			b->addr = a;
+			b->wait = politeness_acquire(v->polite, h->name, b->domain, on_slot, b);
+			if (b->wait == NULL) {
+				record_failure(b, REASON_TEMPFAIL, h->name, NULL, "out of memory", false);
+				continue;
+			}
+			return;
+		}
+		b->host_i++;
+		b->addr_i = 0;
+		b->tls_retry_done = false;
+		b->reconnected = false;
+	}
+	batch_finish(b);
+}
+
+/* ---- DNS --------------------------------------------------------------- */
+
+static void
+finish_early(struct verify_batch *b, enum reason reason, const char *text)
+{
+	b->early = reason;
+	if (text != b->early_text)
+		snprintf(b->early_text, sizeof(b->early_text), "%s", text ? text : "");
+	batch_finish(b);
+}
+
+static void
+on_mx(const struct mx_result *r, void *arg)
+{
+	struct verify_batch *b = arg;
+
+	b->dnsq = NULL;
+	switch (r->status) {
+	case MX_NXDOMAIN:
+		finish_early(b, REASON_NO_DOMAIN, NULL);
+		return;
+	case MX_NULL_MX:
+		finish_early(b, REASON_NULL_MX, NULL);
+		return;
+	case MX_NO_MX:
+		finish_early(b, REASON_NO_MX, NULL);
+		return;
+	case MX_DNS_ERROR:
+		finish_early(b, REASON_DNS_ERROR, r->detail);
+		return;
+	case MX_OK:
+		break;
+	}
+	b->mx = malloc(sizeof(*b->mx));
+	if (b->mx == NULL) {
+		finish_early(b, REASON_TEMPFAIL, "out of memory");
+		return;
+	}
+	*b->mx = *r;
+	next_attempt(b);
+}
+
+static void
+on_kick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct verify_batch *b = w->data;
+
+	if (b->mx == NULL)
+		finish_early(b, b->early, b->early_text);
+	else
+		next_attempt(b);
+}
+
+/* An address literal names its one destination: no DNS. */
+static bool
+literal_host(struct verify_batch *b)
 {
 	struct address a;
-	struct verify_probe *p;
+	char probe[ADDRESS_MAX + 2];
+	char ip[INET6_ADDRSTRLEN + 1];
 
-	if (len > ADDRESS_MAX || address_parse(address, len, &a) != ADDRESS_OK)
-		return NULL; /* callers check syntax first */
-	p = calloc(1, sizeof(*p));
-	if (p == NULL)
+	/* Parse "x@<literal>" to reuse the one literal grammar. */
+	int n = snprintf(probe, sizeof(probe), "x@%s", b->domain);
+	if (n < 0 || (size_t)n >= sizeof(probe) ||
+	    address_parse(probe, (size_t)n, &a) != ADDRESS_OK ||
+	    a.domain_kind == ADDRESS_DOMAIN_NAME)
+		return false;
+	size_t skip = a.domain_kind == ADDRESS_LITERAL_IPV6 ? 6 : 1; /* "[IPv6:" or "[" */
+	size_t len = a.domain_len - skip - 1;
+	if (len >= sizeof(ip))
+		return false;
+	memcpy(ip, a.domain + skip, len);
+	ip[len] = '\0';
+	b->mx = calloc(1, sizeof(*b->mx));
+	if (b->mx == NULL)
+		return false;
+	b->mx->status = MX_OK;
+	b->mx->n_hosts = 1;
+	struct mx_host *h = &b->mx->hosts[0];
+	snprintf(h->name, sizeof(h->name), "%s", b->domain);
+	h->n_addrs = 1;
+	if (a.domain_kind == ADDRESS_LITERAL_IPV6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&h->addrs[0];
+		s6->sin6_family = AF_INET6;
+		return inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1;
+	}
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&h->addrs[0];
+	s4->sin_family = AF_INET;
+	return inet_pton(AF_INET, ip, &s4->sin_addr) == 1;
+}
+
+/* ---- batches ------------------------------------------------------------ */
+
+struct verify_batch *
+verify_batch_new(struct verifier *v, const char *domain, bool utf8,
+    const struct verify_batch_ops *ops, void *batch_arg)
+{
+	struct verify_batch *b = calloc(1, sizeof(*b));
+
+	if (b == NULL)
 		return NULL;
-	p->v = v;
-	p->done = done;
-	p->arg = arg;
-	p->started = ev_now(v->loop);
-	memcpy(p->address, address, len);
-	p->address[len] = '\0';
-	memcpy(p->domain, a.domain, a.domain_len);
-	p->domain[a.domain_len] = '\0';
-	p->utf8 = a.local_utf8 || a.domain_utf8;
-	make_random_rcpt(p);
-	ev_timer_init(&p->kick, on_kick, 0., 0.);
-	p->kick.data = p;
-
-	p->next = v->probes;
-	if (v->probes != NULL)
-		v->probes->prev = p;
-	v->probes = p;
-	v->counters.inflight++;
-	v->counters.probes++;
-
-	if (a.domain_kind != ADDRESS_DOMAIN_NAME) {
-		if (!literal_host(p, &a)) {
-			free(p->mx);
-			p->mx = NULL;
-			set_result(p, REASON_SYNTAX);
-		}
-		ev_timer_start(v->loop, &p->kick);
-		return p;
+	b->cap = v->max_rcpt > 1 ? v->max_rcpt - 1 : 1; /* one RCPT for the catch-all check */
+	b->targets = calloc(b->cap, sizeof(*b->targets));
+	if (b->targets == NULL) {
+		free(b);
+		return NULL;
 	}
-	p->dnsq = resolver_mx(v->resolver, p->domain, v->max_mx, on_mx, p);
-	if (p->dnsq == NULL) {
-		set_result(p, REASON_DNS_ERROR);
-		snprintf(p->result.text, sizeof(p->result.text), "out of memory");
-		ev_timer_start(v->loop, &p->kick);
-	}
-	return p;
+	b->v = v;
+	snprintf(b->domain, sizeof(b->domain), "%s", domain);
+	b->utf8 = utf8;
+	b->ops = ops;
+	b->arg = batch_arg;
+	b->early = REASON__COUNT;
+	ev_timer_init(&b->kick, on_kick, 0., 0.);
+	b->kick.data = b;
+	b->next = v->batches;
+	if (v->batches != NULL)
+		v->batches->prev = b;
+	v->batches = b;
+	v->counters.batches++;
+	return b;
+}
+
+bool
+verify_batch_add(struct verify_batch *b, const char *address, void *target_arg)
+{
+	size_t len = strlen(address);
+
+	if (b->sealed || b->n >= b->cap || len > ADDRESS_MAX)
+		return false;
+	struct target *t = &b->targets[b->n++];
+	memcpy(t->address, address, len + 1);
+	t->arg = target_arg;
+	b->unanswered++;
+	b->v->counters.inflight++;
+	return true;
 }
 
 void
-verify_cancel(struct verify_probe *p)
+verify_batch_start(struct verify_batch *b)
 {
-	if (p == NULL)
+	struct verifier *v = b->v;
+
+	if (b->started)
 		return;
-	probe_unlink(p);
-	probe_free(p);
+	b->started = true;
+	if (b->domain[0] == '[') {
+		if (!literal_host(b)) {
+			free(b->mx);
+			b->mx = NULL;
+			b->early = REASON_SYNTAX;
+		}
+		ev_timer_start(v->loop, &b->kick);
+		return;
+	}
+	b->dnsq = dnscache_mx(v->dns, b->domain, v->max_mx, on_mx, b);
+	if (b->dnsq == NULL) {
+		b->early = REASON_DNS_ERROR;
+		snprintf(b->early_text, sizeof(b->early_text), "out of memory");
+		ev_timer_start(v->loop, &b->kick);
+	}
+}
+
+bool
+verify_batch_sealed(const struct verify_batch *b)
+{
+	return b->sealed;
+}
+
+size_t
+verify_batch_size(const struct verify_batch *b)
+{
+	return b->n;
+}
+
+void
+verify_batch_cancel(struct verify_batch *b)
+{
+	if (b == NULL)
+		return;
+	batch_unlink(b);
+	batch_free(b);
 }
 
 /* ---- the verifier ------------------------------------------------------- */
@@ -652,6 +887,9 @@ apply_settings(struct verifier *v, const struct config *cfg, char *err, size_t e
 	v->starttls = cfg->smtp.starttls;
 	v->port = cfg->smtp.port;
 	v->max_mx = cfg->smtp.max_mx;
+	v->max_rcpt = cfg->smtp.max_rcpt_per_session;
+	if (v->max_rcpt > SMTP_MAX_RCPTS)
+		v->max_rcpt = SMTP_MAX_RCPTS;
 	v->connect_timeout = cfg->smtp.connect_timeout;
 	v->greeting_timeout = cfg->smtp.greeting_timeout;
 	v->command_timeout = cfg->smtp.command_timeout;
@@ -661,7 +899,8 @@ apply_settings(struct verifier *v, const struct config *cfg, char *err, size_t e
 }
 
 struct verifier *
-verifier_new(struct ev_loop *loop, const struct config *cfg, char *err, size_t errlen)
+verifier_new(struct ev_loop *loop, const struct config *cfg, struct dnscache *dns,
+    struct politeness *polite, char *err, size_t errlen)
 {
 	struct verifier *v = calloc(1, sizeof(*v));
 
@@ -670,18 +909,14 @@ verifier_new(struct ev_loop *loop, const struct config *cfg, char *err, size_t e
 		return NULL;
 	}
 	v->loop = loop;
+	v->dns = dns;
+	v->polite = polite;
 	v->tls = smtp_io_tls_context(err, errlen);
-	if (v->tls == NULL)
-		goto fail;
-	v->resolver = resolver_new(loop, &cfg->dns.servers, cfg->dns.timeout, err, errlen);
-	if (v->resolver == NULL)
-		goto fail;
-	if (apply_settings(v, cfg, err, errlen) != 0)
-		goto fail;
+	if (v->tls == NULL || apply_settings(v, cfg, err, errlen) != 0) {
+		verifier_free(v);
+		return NULL;
+	}
 	return v;
-fail:
-	verifier_free(v);
-	return NULL;
 }
 
 int
@@ -695,9 +930,8 @@ verifier_free(struct verifier *v)
 {
 	if (v == NULL)
 		return;
-	while (v->probes != NULL)
-		verify_cancel(v->probes);
-	resolver_free(v->resolver);
+	while (v->batches != NULL)
+		verify_batch_cancel(v->batches);
 	guard_free(v->guard);
 	if (v->tls != NULL)
 		SSL_CTX_free(v->tls);
@@ -711,5 +945,4 @@ void
 verifier_counters(const struct verifier *v, struct verify_counters *out)
 {
 	*out = v->counters;
-	out->dns_queries = v->resolver != NULL ? resolver_queries(v->resolver) : 0;
 }

@@ -189,6 +189,8 @@ assert_config_equal(const struct config *a, const struct config *b)
 	assert_string_equal(a->socket, b->socket);
 	assert_int_equal(a->socket_mode, b->socket_mode);
 	assert_string_equal(a->socket_group, b->socket_group);
+	assert_string_equal(a->user, b->user);
+	assert_string_equal(a->group, b->group);
 	assert_string_equal(a->state_dir, b->state_dir);
 	assert_string_equal(a->helo_name, b->helo_name);
 	assert_string_equal(a->mail_from, b->mail_from);
@@ -234,6 +236,9 @@ test_defaults(void **state)
 	assert_string_equal(c->socket, "/run/probed/probed.sock");
 	assert_int_equal(c->socket_mode, 0660);
 	assert_string_equal(c->socket_group, "");
+	/* No account by default: started as root, probed refuses to run. */
+	assert_string_equal(c->user, "");
+	assert_string_equal(c->group, "");
 	assert_string_equal(c->state_dir, "/var/lib/probed");
 	assert_string_equal(c->helo_name, "");
 	assert_string_equal(c->mail_from, "");
@@ -320,8 +325,8 @@ static void
 test_each_key(void **state)
 {
 	static const char *const restart[] = {
-		"socket", "socket_mode", "socket_group", "state_dir", "dns.servers",
-		"dns.timeout",
+		"socket", "socket_mode", "socket_group", "user", "group", "state_dir",
+		"dns.servers", "dns.timeout",
 	};
 	static const char *const types[] = {
 		"string", "octal", "enum", "integer", "float", "list", "level",
@@ -330,7 +335,7 @@ test_each_key(void **state)
 	size_t nrestart = 0;
 
 	config_each_key(collect_key, &l);
-	assert_int_equal(l.n, 29);
+	assert_int_equal(l.n, 45);
 	for (size_t i = 0; i < l.n; i++) {
 		bool known_type = false, want_restart = false;
 
@@ -475,6 +480,28 @@ struct sample_ctx {
 	size_t seen;
 };
 
+/*
+ * The keys the sample deliberately sets away from the built-in default,
+ * with the value it must set: the installed file names the account the
+ * package creates, so `probed` started as root by hand drops to it, while
+ * a file without `user` keeps refusing to run as root.
+ */
+static const struct {
+	const char *name, *value;
+} sample_not_default[] = {
+	{ "user", "\"probed\"" },
+};
+
+static const char *
+sample_value(const char *name, const char *def)
+{
+	for (size_t i = 0; i < sizeof(sample_not_default) /
+	    sizeof(sample_not_default[0]); i++)
+		if (strcmp(sample_not_default[i].name, name) == 0)
+			return sample_not_default[i].value;
+	return def;
+}
+
 static void
 check_sample_key(const char *name, const char *type, const char *def,
     bool reloadable, void *ctx)
@@ -485,9 +512,9 @@ check_sample_key(const char *name, const char *type, const char *def,
 	for (size_t i = 0; i < s->n; i++) {
 		if (strcmp(s->e[i].name, name) != 0)
 			continue;
-		CHECK(strcmp(s->e[i].value, def) == 0,
-		    "etc/probed.conf sets %s = %s, the default is %s",
-		    name, s->e[i].value, def);
+		CHECK(strcmp(s->e[i].value, sample_value(name, def)) == 0,
+		    "etc/probed.conf sets %s = %s, it should set %s",
+		    name, s->e[i].value, sample_value(name, def));
 		CHECK(s->e[i].commented,
 		    "etc/probed.conf: %s has no comment above it", name);
 		return;
@@ -518,8 +545,14 @@ test_sample_is_defaults(void **state)
 
 	CHECK(c != NULL, "etc/probed.conf: %s", err);
 	assert_non_null(d);
+	/* Only `user` differs (sample_not_default[]); the rest are defaults. */
+	assert_string_equal(c->user, "probed");
+	assert_int_equal(config_restart_keys(d, c, names, sizeof(names)), 1);
+	assert_string_equal(names, "user");
+	free(c->user);
+	c->user = strdup(d->user);
+	assert_non_null(c->user);
 	assert_config_equal(c, d);
-	assert_int_equal(config_restart_keys(d, c, names, sizeof(names)), 0);
 	assert_string_equal(c->path, TEST_SRCDIR "/etc/probed.conf");
 	config_free(c);
 	config_free(d);
@@ -1240,6 +1273,36 @@ test_paths(void **state)
 	config_free(c);
 }
 
+/* user and group: names as passwd(5) and group(5) can hold them. */
+static void
+test_user_and_group(void **state)
+{
+	struct config *c;
+
+	c = load_ok("user = \"probed\";\ngroup = \"mail\";\n");
+	assert_string_equal(c->user, "probed");
+	assert_string_equal(c->group, "mail");
+	config_free(c);
+	c = load_ok("user = \"_probed-1\";\n");
+	assert_string_equal(c->user, "_probed-1");
+	assert_string_equal(c->group, "");
+	config_free(c);
+
+	expect_error("user = \"pro bed\";\n", 1,
+	    "key 'user': 'pro bed' is not a user name");
+	expect_error("user = \"a:b\";\n", 1,
+	    "key 'user': 'a:b' is not a user name");
+	/* A number would read as a UID to some tools and a name to others. */
+	expect_error("user = \"65534\";\n", 1,
+	    "key 'user': '65534' is not a user name");
+	expect_error("user = \"\\x01x\";\n", 1,
+	    "key 'user': '\\x01x' is not a user name");
+	expect_error("group = \"mail users\";\n", 1,
+	    "key 'group': 'mail users' is not a group name");
+	expect_error("user = 0;\n", 1,
+	    "key 'user': expected a string, got an integer");
+}
+
 static void
 test_levels_and_enums(void **state)
 {
@@ -1321,6 +1384,11 @@ test_restart_keys(void **state)
 	assert_int_equal(config_restart_keys(d, c, names, sizeof(names)), 2);
 	assert_string_equal(names, "socket_group,state_dir");
 	config_free(c);
+	/* Privileges are dropped once: a reload cannot change the account. */
+	c = load_ok("user = \"probed\";\ngroup = \"probed\";\n");
+	assert_int_equal(config_restart_keys(d, c, names, sizeof(names)), 2);
+	assert_string_equal(names, "user,group");
+	config_free(c);
 
 	/* Same servers, different order: a different list. */
 	struct config *a = load_ok("dns: { servers = [ \"127.0.0.1\", \"::1\" ]; };\n");
@@ -1361,6 +1429,7 @@ main(void)
 		cmocka_unit_test(test_list_elements),
 		cmocka_unit_test(test_host_names_and_senders),
 		cmocka_unit_test(test_paths),
+		cmocka_unit_test(test_user_and_group),
 		cmocka_unit_test(test_levels_and_enums),
 		cmocka_unit_test(test_restart_keys),
 	};

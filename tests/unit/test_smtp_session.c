@@ -75,6 +75,9 @@ static const struct smtp_session_ops ops = {
 	.finish = f_finish,
 };
 
+static const char *const two_rcpts[] = { "alice@x.test", "zz9q@x.test" };
+static struct smtp_rcpt_result results[SMTP_MAX_RCPTS];
+
 static struct smtp_session_params
 params(void)
 {
@@ -82,8 +85,9 @@ params(void)
 		.helo_name = "probe.test",
 		.mail_from = "",
 		.fallback_mail_from = "",
-		.rcpt = "alice@x.test",
-		.random_rcpt = "zz9q@x.test",
+		.rcpts = two_rcpts,
+		.n_rcpts = 2,
+		.results = results,
 		.starttls = STARTTLS_OPPORTUNISTIC,
 		.tls_available = true,
 		.connect_timeout = 10.,
@@ -145,12 +149,12 @@ test_plain_conversation(void **state)
 	assert_true(f->finished);
 	assert_int_equal(f->finish_calls, 1);
 	assert_int_equal(f->out.failure, SMTP_OK);
-	assert_true(f->out.target_answered);
-	assert_int_equal(f->out.target.reason, REASON_ACCEPTED);
-	assert_int_equal(f->out.target_reply.code, 250);
-	assert_string_equal(f->out.target_reply.enhanced, "2.1.5");
-	assert_true(f->out.random_answered);
-	assert_int_equal(f->out.random.reason, REASON_NO_SUCH_USER);
+	assert_true(results[0].answered);
+	assert_int_equal(results[0].cls.reason, REASON_ACCEPTED);
+	assert_int_equal(results[0].reply.code, 250);
+	assert_string_equal(results[0].reply.enhanced, "2.1.5");
+	assert_true(results[1].answered);
+	assert_int_equal(results[1].cls.reason, REASON_NO_SUCH_USER);
 	assert_false(f->out.tls);
 	assert_true(f->timer == 0.);
 	done(f);
@@ -171,14 +175,14 @@ test_pipelining_one_write(void **state)
 	server(f, "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n", "QUIT\r\n");
 	server(f, "221 Bye\r\n", "");
 	assert_int_equal(f->out.failure, SMTP_OK);
-	assert_int_equal(f->out.target.reason, REASON_ACCEPTED);
-	assert_true(f->out.random_answered);
-	assert_int_equal(f->out.random.reason, REASON_ACCEPTED); /* catch-all */
+	assert_int_equal(results[0].cls.reason, REASON_ACCEPTED);
+	assert_true(results[1].answered);
+	assert_int_equal(results[1].cls.reason, REASON_ACCEPTED); /* catch-all */
 	done(f);
 }
 
 static void
-test_pipelined_target_refused_random_ignored(void **state)
+test_pipelined_every_rcpt_answered(void **state)
 {
 	struct smtp_session_params p = params();
 	struct fake *f = start(&p);
@@ -190,8 +194,10 @@ test_pipelined_target_refused_random_ignored(void **state)
 	server(f, "550 5.1.1 User unknown\r\n", "QUIT\r\n");
 	server(f, "221 Bye\r\n", "");
 	assert_int_equal(f->out.failure, SMTP_OK);
-	assert_int_equal(f->out.target.reason, REASON_NO_SUCH_USER);
-	assert_false(f->out.random_answered);
+	assert_int_equal(results[0].cls.reason, REASON_NO_SUCH_USER);
+	assert_true(results[1].answered);
+	assert_int_equal(results[1].cls.reason, REASON_NO_SUCH_USER);
+	assert_int_equal(f->out.answered, 2);
 	done(f);
 }
 
@@ -250,7 +256,7 @@ test_ehlo_refused_helo(void **state)
 	server(f, "550 no such user\r\n", "QUIT\r\n");
 	smtp_session_closed(f->s, "connection closed");
 	assert_int_equal(f->out.failure, SMTP_OK);
-	assert_int_equal(f->out.target.reason, REASON_ACCEPTED);
+	assert_int_equal(results[0].cls.reason, REASON_ACCEPTED);
 	done(f);
 }
 
@@ -265,7 +271,7 @@ test_banner_554_is_not_about_the_mailbox(void **state)
 	server(f, "221 bye\r\n", "");
 	assert_int_equal(f->out.failure, SMTP_FAIL_REPLY);
 	assert_int_equal(f->out.state, SMTP_BANNER);
-	assert_false(f->out.target_answered);
+	assert_false(results[0].answered);
 	assert_int_equal(f->out.failure_class.reason, REASON_BLOCKED);
 	assert_int_equal(f->out.failure_reply.code, 554);
 	assert_int_not_equal(reason_verdict(f->out.failure_class.reason), VERDICT_UNDELIVERABLE);
@@ -297,11 +303,12 @@ test_null_sender_fallback(void **state)
 	server(f, "553 5.1.7 The sender address <> is not accepted\r\n",
 	    "MAIL FROM:<postmaster@probe.test>\r\n");
 	server(f, "250 ok\r\n", "RCPT TO:<alice@x.test>\r\n");
+	server(f, "550 5.1.1 unknown\r\n", "RCPT TO:<zz9q@x.test>\r\n");
 	server(f, "550 5.1.1 unknown\r\n", "QUIT\r\n");
 	server(f, "221 bye\r\n", "");
 	assert_int_equal(f->out.failure, SMTP_OK);
 	assert_true(f->out.fallback_sender);
-	assert_int_equal(f->out.target.reason, REASON_NO_SUCH_USER);
+	assert_int_equal(results[0].cls.reason, REASON_NO_SUCH_USER);
 	done(f);
 }
 
@@ -323,8 +330,8 @@ test_pipelined_null_sender_fallback(void **state)
 	server(f, "221 bye\r\n", "");
 	assert_int_equal(f->out.failure, SMTP_OK);
 	assert_true(f->out.fallback_sender);
-	assert_int_equal(f->out.target.reason, REASON_ACCEPTED);
-	assert_int_equal(f->out.random.reason, REASON_NO_SUCH_USER);
+	assert_int_equal(results[0].cls.reason, REASON_ACCEPTED);
+	assert_int_equal(results[1].cls.reason, REASON_NO_SUCH_USER);
 	done(f);
 }
 
@@ -340,7 +347,7 @@ test_sender_refused_without_fallback(void **state)
 	server(f, "221 bye\r\n", "");
 	assert_int_equal(f->out.failure, SMTP_FAIL_REPLY);
 	assert_int_equal(f->out.state, SMTP_MAIL);
-	assert_false(f->out.target_answered);
+	assert_false(results[0].answered);
 	assert_int_not_equal(reason_verdict(f->out.failure_class.reason), VERDICT_UNDELIVERABLE);
 	done(f);
 }
@@ -493,9 +500,10 @@ test_drop_after_target(void **state)
 	server(f, "250 ok\r\n", "RCPT TO:<alice@x.test>\r\n");
 	server(f, "250 ok\r\n", "RCPT TO:<zz9q@x.test>\r\n");
 	smtp_session_closed(f->s, "connection closed");
-	assert_int_equal(f->out.failure, SMTP_OK);
-	assert_true(f->out.target_answered);
-	assert_false(f->out.random_answered);
+	assert_int_equal(f->out.failure, SMTP_FAIL_DROPPED);
+	assert_true(results[0].answered); /* what was heard stays heard */
+	assert_false(results[1].answered);
+	assert_int_equal(f->out.answered, 1);
 	assert_string_equal(f->out.detail, "connection closed");
 	done(f);
 }
@@ -526,7 +534,7 @@ test_421_at_rcpt(void **state)
 	server(f, "421 4.4.2 mx Error: timeout exceeded\r\n", "");
 	assert_true(f->finished);
 	assert_int_equal(f->out.failure, SMTP_FAIL_REPLY);
-	assert_false(f->out.target_answered);
+	assert_false(results[0].answered);
 	done(f);
 }
 
@@ -546,18 +554,72 @@ test_one_recipient_per_transaction(void **state)
 	server(f, "550 5.1.1 no such user\r\n", "QUIT\r\n");
 	server(f, "221 bye\r\n", "");
 	assert_int_equal(f->out.failure, SMTP_OK);
-	assert_true(f->out.random_answered);
-	assert_int_equal(f->out.random.reason, REASON_NO_SUCH_USER);
+	assert_true(results[1].answered);
+	assert_int_equal(results[1].cls.reason, REASON_NO_SUCH_USER);
+	done(f);
+}
+
+static void
+test_batch_with_too_many_recipients(void **state)
+{
+	static const char *const five[] = { "a@x.test", "b@x.test", "c@x.test", "d@x.test",
+		"r@x.test" };
+	struct smtp_session_params p = params();
+	p.rcpts = five;
+	p.n_rcpts = 5;
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "250-mx\r\n250 PIPELINING\r\n",
+	    "MAIL FROM:<>\r\nRCPT TO:<a@x.test>\r\nRCPT TO:<b@x.test>\r\n"
+	    "RCPT TO:<c@x.test>\r\nRCPT TO:<d@x.test>\r\nRCPT TO:<r@x.test>\r\n");
+	/* The server takes two recipients per transaction. */
+	server(f, "250 ok\r\n250 ok\r\n550 5.1.1 no\r\n452 4.5.3 Too many recipients\r\n"
+	    "452 4.5.3 Too many recipients\r\n", "");
+	server(f, "452 4.5.3 Too many recipients\r\n", "RSET\r\n");
+	server(f, "250 ok\r\n", "MAIL FROM:<>\r\nRCPT TO:<c@x.test>\r\n"
+	    "RCPT TO:<d@x.test>\r\nRCPT TO:<r@x.test>\r\n");
+	server(f, "250 ok\r\n250 ok\r\n550 5.1.1 no\r\n", "");
+	server(f, "452 4.5.3 Too many recipients\r\n", "RSET\r\n");
+	server(f, "250 ok\r\n", "MAIL FROM:<>\r\nRCPT TO:<r@x.test>\r\n");
+	server(f, "250 ok\r\n550 5.1.1 no\r\n", "QUIT\r\n");
+	server(f, "221 bye\r\n", "");
+	assert_int_equal(f->out.failure, SMTP_OK);
+	assert_int_equal(f->out.answered, 5);
+	assert_int_equal(results[0].cls.reason, REASON_ACCEPTED);
+	assert_int_equal(results[1].cls.reason, REASON_NO_SUCH_USER);
+	assert_int_equal(results[2].cls.reason, REASON_ACCEPTED);
+	assert_int_equal(results[3].cls.reason, REASON_NO_SUCH_USER);
+	assert_int_equal(results[4].cls.reason, REASON_NO_SUCH_USER);
+	done(f);
+}
+
+static void
+test_no_progress_stops(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "250 mx\r\n", "MAIL FROM:<>\r\n");
+	server(f, "250 ok\r\n", "RCPT TO:<alice@x.test>\r\n");
+	server(f, "452 4.5.3 Too many recipients\r\n", "RCPT TO:<zz9q@x.test>\r\n");
+	/* Nothing in this transaction was taken: no second one. */
+	server(f, "452 4.5.3 Too many recipients\r\n", "QUIT\r\n");
+	server(f, "221 bye\r\n", "");
+	assert_int_equal(f->out.answered, 0);
+	assert_false(results[0].answered);
 	done(f);
 }
 
 static void
 test_smtputf8(void **state)
 {
+	static const char *const utf8[] = { "pel\xc3\xa9@x.test" };
 	struct smtp_session_params p = params();
-	p.rcpt = "pel\xc3\xa9@x.test";
+	p.rcpts = utf8;
+	p.n_rcpts = 1;
 	p.rcpt_utf8 = true;
-	p.random_rcpt = NULL;
 	struct fake *f = start(&p);
 
 	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
@@ -580,14 +642,20 @@ test_unsafe_parameters_refused(void **state)
 	struct fake f;
 	struct smtp_session_params p = params();
 
+	static const char *const inject[] = { "a@x.test>\r\nDATA" };
+	static const char *const second[] = { "a@x.test", "r@x\rtest" };
 	memset(&f, 0, sizeof(f));
-	p.rcpt = "a@x.test>\r\nDATA";
+	p.rcpts = inject;
+	p.n_rcpts = 1;
 	assert_null(smtp_session_new(&p, &ops, &f));
 	p = params();
 	p.helo_name = "probe\ntest";
 	assert_null(smtp_session_new(&p, &ops, &f));
 	p = params();
-	p.random_rcpt = "r@x\rtest";
+	p.rcpts = second;
+	assert_null(smtp_session_new(&p, &ops, &f));
+	p = params();
+	p.n_rcpts = 0;
 	assert_null(smtp_session_new(&p, &ops, &f));
 }
 
@@ -602,9 +670,9 @@ test_timeout_after_target_keeps_answer(void **state)
 	server(f, "250 ok\r\n", "RCPT TO:<alice@x.test>\r\n");
 	server(f, "250 ok\r\n", "RCPT TO:<zz9q@x.test>\r\n");
 	smtp_session_timeout(f->s);
-	assert_int_equal(f->out.failure, SMTP_OK);
-	assert_true(f->out.target_answered);
-	assert_false(f->out.random_answered);
+	assert_int_equal(f->out.failure, SMTP_FAIL_TIMEOUT);
+	assert_true(results[0].answered);
+	assert_false(results[1].answered);
 	done(f);
 }
 
@@ -614,7 +682,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_plain_conversation),
 		cmocka_unit_test(test_pipelining_one_write),
-		cmocka_unit_test(test_pipelined_target_refused_random_ignored),
+		cmocka_unit_test(test_pipelined_every_rcpt_answered),
 		cmocka_unit_test(test_banner_timeout),
 		cmocka_unit_test(test_connect_timeout_and_failure),
 		cmocka_unit_test(test_ehlo_refused_helo),
@@ -635,6 +703,8 @@ main(void)
 		cmocka_unit_test(test_drop_before_rcpt),
 		cmocka_unit_test(test_421_at_rcpt),
 		cmocka_unit_test(test_one_recipient_per_transaction),
+		cmocka_unit_test(test_batch_with_too_many_recipients),
+		cmocka_unit_test(test_no_progress_stops),
 		cmocka_unit_test(test_smtputf8),
 		cmocka_unit_test(test_unsafe_parameters_refused),
 		cmocka_unit_test(test_timeout_after_target_keeps_answer),
