@@ -669,9 +669,11 @@ cache_lookup(struct cache *c, const char *key, size_t key_len, int64_t now,
 	return node_entry(c, n);
 }
 
-enum cache_store_result
-cache_store(struct cache *c, const char *key, size_t key_len,
-    const struct verdict_entry *e, int64_t now)
+/* absent: the caller knows the key is not in the cache (start-up load
+ * from the store, whose keys are unique), so the lookup is skipped. */
+static enum cache_store_result
+store_entry(struct cache *c, const char *key, size_t key_len,
+    const struct verdict_entry *e, int64_t now, bool absent)
 {
 	size_t at = 0;
 
@@ -679,7 +681,7 @@ cache_store(struct cache *c, const char *key, size_t key_len,
 	    !split_at(key, key_len, &at))
 		return CACHE_NOMEM;
 	uint32_t h = key_hash(c, key, key_len);
-	struct node *old = node_find(c, key, key_len, h);
+	struct node *old = absent ? NULL : node_find(c, key, key_len, h);
 	if (old != NULL && cache_kind_of((enum reason)old->reason) == CACHE_POSITIVE &&
 	    now < old->expires && cache_kind_of(e->reason) == CACHE_TEMPORARY) {
 		lru_touch(c, old);
@@ -709,6 +711,34 @@ cache_store(struct cache *c, const char *key, size_t key_len,
 	htab_insert(&c->keys, &n->link, h);
 	lru_push_front(c, n);
 	return CACHE_STORED;
+}
+
+enum cache_store_result
+cache_store(struct cache *c, const char *key, size_t key_len,
+    const struct verdict_entry *e, int64_t now)
+{
+	return store_entry(c, key, key_len, e, now, false);
+}
+
+enum cache_store_result
+cache_load(struct cache *c, const char *key, size_t key_len, const struct verdict_entry *e,
+    int64_t now)
+{
+	return store_entry(c, key, key_len, e, now, true);
+}
+
+void
+cache_reserve(struct cache *c, size_t n)
+{
+	size_t want = HTAB_MIN;
+
+	if (n > c->max)
+		n = c->max;
+	while (want < n && want <= SIZE_MAX / 4)
+		want *= 2;
+	htab_resize(&c->keys, want);
+	/* Domains: fewer than addresses, how many fewer nobody knows. */
+	htab_resize(&c->doms, want / 4 > HTAB_MIN ? want / 4 : HTAB_MIN);
 }
 
 size_t

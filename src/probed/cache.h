@@ -87,6 +87,13 @@ const struct verdict_entry *cache_lookup(struct cache *c, const char *key, size_
  * (max_entries 0): the owner mirrors to disk only on CACHE_STORED. */
 enum cache_store_result cache_store(struct cache *c, const char *key, size_t key_len,
     const struct verdict_entry *e, int64_t now);
+/* Start-up: make room for n entries at once, and insert one whose key is
+ * known not to be in the cache yet (the store's keys are unique), which
+ * spares the lookup.  Otherwise as cache_store. */
+void cache_reserve(struct cache *c, size_t n);
+enum cache_store_result cache_load(struct cache *c, const char *key, size_t key_len,
+    const struct verdict_entry *e, int64_t now);
+
 /* Drop one address, or every address of a domain; returns how many. */
 size_t cache_forget_address(struct cache *c, const char *key, size_t key_len);
 size_t cache_forget_domain(struct cache *c, const char *domain, size_t len);

@@ -17,8 +17,10 @@
  * result lands in the cache; nobody needs to ask again.
  *
  * Persistence: every stored or dropped verdict and every change of domain
- * facts is queued to the store and committed at most STORE_FLUSH_INTERVAL
- * later, and at exit.  Start-up reads it all back.
+ * facts is queued to the store.  A batch's verdicts are committed in one
+ * transaction before its waiters hear them, so what a client was told
+ * survives kill -9; other changes (evictions, FORGET, expiry) within
+ * STORE_FLUSH_INTERVAL, and everything at exit.  Start-up reads it back.
  */
 #include "autoconfig.h"
 
@@ -59,6 +61,9 @@ struct flight {
 	bool utf8;
 	struct engine_waiter *waiters;
 	bool in_batch;
+	bool final;                /* settled, not coming back for a retry */
+	struct flight *settled;    /* next in its batch's list of answers to give */
+	struct ctl_result result;  /* settled, waiting for the store's commit */
 	ev_tstamp started;         /* for ms= */
 	unsigned grey_attempts;
 	ev_timer retry;            /* named timeout: the greylisting retry */
@@ -71,6 +76,7 @@ struct forming {
 	struct engine *e;
 	struct verify_batch *batch;
 	bool listed;
+	struct flight *settled, **settled_tail; /* verdicts given when the batch ends */
 	char key[ADDRESS_DOMAIN_MAX + 3];
 	char domain[ADDRESS_DOMAIN_MAX + 1]; /* lowercased */
 };
@@ -91,15 +97,19 @@ struct engine {
 	struct {
 		unsigned positive_ttl, negative_ttl, tempfail_ttl, catch_all_ttl;
 		unsigned positive_refresh, negative_refresh;
+		unsigned dns_negative_ttl;
 		unsigned max_inflight;
 		double greylist_delay;
 		unsigned greylist_retries;
 	} cfg;
 	struct engine_counters n;
+	int64_t load_now;          /* start-up: one clock reading for the whole load */
 };
 
 static const struct verify_batch_ops batch_ops;
 static void enqueue(struct flight *f);
+static void learn(struct engine *e, const char *domain, const struct verify_domain_news *news,
+    int64_t now);
 
 static int64_t
 now_s(void)
@@ -184,9 +194,9 @@ load_verdict(const void *key, size_t klen, const void *val, size_t vlen, void *a
 
 	if (klen == 0 || klen >= CACHE_KEY_MAX || !verdict_entry_unpack(val, vlen, &v))
 		return false; /* damaged: dropped from the store */
-	if (v.expires <= now_s())
+	if (v.expires <= e->load_now)
 		return false;
-	return cache_store(e->cache, key, klen, &v, now_s()) != CACHE_NOMEM;
+	return cache_load(e->cache, key, klen, &v, e->load_now) != CACHE_NOMEM;
 }
 
 static bool
@@ -254,6 +264,11 @@ remember(struct engine *e, struct flight *f, const struct ctl_result *r, int64_t
 	case CACHE_NEGATIVE:
 		v.expires = now + e->cfg.negative_ttl;
 		v.refresh = now + e->cfg.negative_refresh;
+		/* A verdict that rests on a DNS answer lives no longer than the
+		 * answer: a domain set up meanwhile must not stay undeliverable. */
+		if ((r->reason == REASON_NO_DOMAIN || r->reason == REASON_NULL_MX ||
+		    r->reason == REASON_NO_MX) && e->cfg.dns_negative_ttl < e->cfg.negative_ttl)
+			v.expires = v.refresh = now + e->cfg.dns_negative_ttl;
 		break;
 	case CACHE_TEMPORARY:
 		v.expires = now + e->cfg.tempfail_ttl;
@@ -314,13 +329,16 @@ on_grey_retry(struct ev_loop *loop, ev_timer *w, int revents)
 	enqueue(f);
 }
 
-/* A batch delivered this flight's verdict. */
+/* A batch delivered this flight's verdict: remember it (or schedule the
+ * greylisting retry).  The waiters hear it in flight_answer(), once the
+ * batch's verdicts are committed to the store. */
 static void
-flight_done(struct flight *f, const struct ctl_result *result)
+flight_settle(struct flight *f, const struct ctl_result *result)
 {
 	struct engine *e = f->e;
-	struct ctl_result copy = *result, *r = &copy;
+	struct ctl_result *r = &f->result;
 
+	*r = *result;
 	r->cached = TRI_NO;
 	r->ms = (long)((ev_now(e->loop) - f->started) * 1000.);
 	f->in_batch = false;
@@ -335,8 +353,7 @@ flight_done(struct flight *f, const struct ctl_result *result)
 		ev_timer_start(e->loop, &f->retry);
 		log_info("engine greylisted address=%s retry_in=%.0fs attempt=%u", f->address,
 		    delay, f->grey_attempts);
-		/* Last: a waiter's callback may come back with a new request. */
-		answer_waiters(f, r);
+		f->final = false;
 		return;
 	}
 	if (storable(r->reason))
@@ -345,8 +362,32 @@ flight_done(struct flight *f, const struct ctl_result *result)
 	 * from inside a callback starts afresh instead of joining the past. */
 	hmap_del(&e->flights, &f->node);
 	f->node.key = NULL;
-	answer_waiters(f, r);
-	flight_free(f);
+	f->final = true;
+}
+
+static void
+flight_answer(struct flight *f)
+{
+	struct ctl_result r = f->result;
+	bool final = f->final;
+
+	if (final) {
+		/* Freed first: a waiter's callback may come back with a new
+		 * request, which must not find this flight. */
+		struct engine_waiter *w = f->waiters;
+		f->waiters = NULL;
+		flight_free(f);
+		while (w != NULL) {
+			struct engine_waiter *next = w->next;
+			engine_cb cb = w->cb;
+			void *arg = w->arg;
+			free(w);
+			cb(&r, arg);
+			w = next;
+		}
+		return;
+	}
+	answer_waiters(f, &r); /* still waiting for its retry */
 }
 
 /* Put a flight into a batch of its domain: one still forming, or a new one. */
@@ -379,6 +420,7 @@ enqueue(struct flight *f)
 	if (fm == NULL)
 		goto nomem;
 	fm->e = e;
+	fm->settled_tail = &fm->settled;
 	memcpy(fm->key, key, klen + 1);
 	lower_copy(fm->domain, f->domain, dlen);
 	fm->batch = verify_batch_new(e->verifier, f->domain, f->utf8, &batch_ops, fm);
@@ -443,7 +485,13 @@ on_seal(struct verify_batch *b, struct verify_domain_hint *hint, void *arg)
 static void
 on_result(const struct ctl_result *r, void *target_arg, void *batch_arg)
 {
-	flight_done(target_arg, r);
+	struct forming *fm = batch_arg;
+	struct flight *f = target_arg;
+
+	flight_settle(f, r);
+	f->settled = NULL;
+	*fm->settled_tail = f;
+	fm->settled_tail = &f->settled;
 }
 
 static void
@@ -458,8 +506,30 @@ on_batch_done(struct verify_batch *b, const struct verify_domain_news *news, voi
 		hmap_del(&e->forming, &fm->node);
 	snprintf(domain, sizeof(domain), "%s", fm->domain);
 	forming_unlink(e, fm);
+	struct flight *settled = fm->settled;
 	free(fm);
 
+	learn(e, domain, news, now);
+	/* Commit before anyone hears a verdict: what a client was told
+	 * survives kill -9.  One commit for the whole batch. */
+	if (e->store != NULL && store_pending(e->store) > 0) {
+		ev_timer_stop(e->loop, &e->flush);
+		if (store_flush(e->store) != 0) {
+			e->n.store_errors++;
+			schedule_flush(e);
+		}
+	}
+	while (settled != NULL) {
+		struct flight *next = settled->settled;
+		flight_answer(settled);
+		settled = next;
+	}
+}
+
+/* What a batch found out about its domain. */
+static void
+learn(struct engine *e, const char *domain, const struct verify_domain_news *news, int64_t now)
+{
 	bool news_worth = news->catch_all_learned || news->null_sender_refused || news->greylisted;
 	if (!news_worth)
 		return;
@@ -791,6 +861,7 @@ settings_from(struct engine *e, const struct config *cfg)
 	e->cfg.catch_all_ttl = cfg->cache.catch_all_ttl;
 	e->cfg.positive_refresh = cfg->cache.positive_refresh;
 	e->cfg.negative_refresh = cfg->cache.negative_refresh;
+	e->cfg.dns_negative_ttl = cfg->dns.negative_ttl;
 	e->cfg.max_inflight = cfg->limits.max_inflight;
 	e->cfg.greylist_delay = cfg->smtp.greylist_delay;
 	e->cfg.greylist_retries = cfg->smtp.greylist_retries;
@@ -836,6 +907,10 @@ engine_new(struct ev_loop *loop, const struct config *cfg, char *err, size_t err
 	e->store = store_open(cfg->state_dir, err, errlen);
 	if (e->store == NULL)
 		goto fail;
+	long count = store_count(e->store, STORE_VERDICTS);
+	if (count > 0)
+		cache_reserve(e->cache, (size_t)count);
+	e->load_now = now_s();
 	long nv = store_load(e->store, STORE_VERDICTS, load_verdict, e);
 	long nd = store_load(e->store, STORE_DOMAINS, load_domain, e);
 	store_flush(e->store); /* deletions of damaged or expired records */

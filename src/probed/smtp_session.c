@@ -218,10 +218,11 @@ end_session(struct smtp_session *s, enum smtp_failure f, const char *detail, boo
 		}
 	}
 	if (usable && s->state != SMTP_QUIT && s->state != SMTP_CONNECT) {
-		s->awaiting = 0; /* pipelined leftovers are answered before QUIT's */
+		/* Replies still owed for pipelined commands come before QUIT's:
+		 * read them all, so the server sees an orderly goodbye rather
+		 * than a reset from a socket closed on unread data. */
 		s->skip = 0;
 		send_command(s, SMTP_QUIT, "QUIT\r\n");
-		s->awaiting = 0; /* whatever comes next ends the session */
 		return;
 	}
 	finish(s);
@@ -381,6 +382,14 @@ smtp_session_input(struct smtp_session *s, const char *data, size_t len)
 				s->awaiting--;
 			handle_reply(s);
 			smtp_reply_reset(&s->reply);
+			/* Pipelined replies still owed: the timer bounds the wait for
+			 * each reply, not for the whole group (a server that slows
+			 * down after errors, like Postfix past its soft error
+			 * limit, is slow, not dead). */
+			if (!s->finished && s->awaiting > 0) {
+				enum timer_kind tk = state_info[s->state].timer;
+				s->ops->set_timer(s->io, timer_seconds(s, tk), timer_names[tk]);
+			}
 		}
 	}
 }
@@ -653,7 +662,8 @@ handle_reply(struct smtp_session *s)
 		}
 		break;
 	case SMTP_QUIT:
-		finish(s);
+		if (s->awaiting == 0)
+			finish(s); /* QUIT's own answer, the last one owed */
 		break;
 	case SMTP_CONNECT:
 	case SMTP_TLS:

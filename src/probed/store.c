@@ -952,6 +952,20 @@ store_flush(struct store *s)
  * record in a newer form); a refusal replaces such an op on the same key.
  */
 long
+store_count(struct store *s, enum store_table t)
+{
+	MDB_txn *txn;
+	MDB_stat st;
+
+	if (s->env == NULL || (unsigned)t >= STORE__TABLE_COUNT ||
+	    mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0)
+		return -1;
+	int rc = mdb_stat(txn, s->dbi[t], &st);
+	mdb_txn_abort(txn);
+	return rc == 0 ? (long)st.ms_entries : -1;
+}
+
+long
 store_load(struct store *s, enum store_table t,
     bool (*fn)(const void *key, size_t klen, const void *val, size_t vlen, void *arg),
     void *arg)

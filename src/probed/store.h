@@ -59,6 +59,9 @@ long store_load(struct store *s, enum store_table t,
     bool (*fn)(const void *key, size_t klen, const void *val, size_t vlen, void *arg),
     void *arg);
 
+/* Records in a table (committed ones), or -1. */
+long store_count(struct store *s, enum store_table t);
+
 /* Where the file lives (for logs and tests). */
 const char *store_path(const struct store *s);
 

@@ -14,9 +14,9 @@
  * before an RCPT answer is ever taken as a statement about a mailbox.
  *
  * A session that made progress and then lost the connection (a server
- * that drops after rejecting an RCPT, a 421 mid-batch) is followed by one
- * more session to the same address for what is still unanswered; after
- * that, the next MX.  An opportunistic STARTTLS whose handshake failed is
+ * that drops after rejecting an RCPT, a 421 mid-batch) is followed by
+ * another session to the same address for what is still unanswered, as
+ * long as each one answers something; then the next MX.  An opportunistic STARTTLS whose handshake failed is
  * retried once in the clear, as Postfix does.
  *
  * Catch-all: the target accepted and the random address accepted too →
@@ -26,6 +26,7 @@
 #include "autoconfig.h"
 
 #include <arpa/inet.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,11 +108,12 @@ struct verify_batch {
 	struct polite_wait *wait;
 	bool holding_slot;
 	struct smtp_io *io;
-	const char *rcpts[SMTP_MAX_RCPTS];
-	size_t rcpt_target[SMTP_MAX_RCPTS]; /* rcpt index -> target index, or NO_TARGET */
-	struct smtp_rcpt_result results[SMTP_MAX_RCPTS];
+	/* Sized to cap + 1 (the catch-all check): a batch costs what it holds. */
+	const char **rcpts;
+	size_t *rcpt_target;    /* rcpt index -> target index, or NO_TARGET */
+	struct smtp_rcpt_result *results;
 	size_t n_rcpts;
-	bool reconnected;       /* for this host */
+	unsigned reconnects;    /* to this host, after sessions that made progress */
 	size_t host_i_limit;    /* hosts past this are not tried (0: no limit) */
 	bool tls_retry_done;    /* for this host */
 	bool no_tls;
@@ -287,6 +289,9 @@ batch_free(struct verify_batch *b)
 	ev_timer_stop(v->loop, &b->kick);
 	free(b->mx);
 	free(b->targets);
+	free(b->rcpts);
+	free(b->rcpt_target);
+	free(b->results);
 	free(b);
 }
 
@@ -508,10 +513,10 @@ on_session(const struct smtp_outcome *o, void *arg)
 		/* Every address is answered.  Only a catch-all check lost to a
 		 * dropped connection is worth one more session, to the same
 		 * server; not a walk through the other MXes. */
-		if (random_wanted(b) && progress && !b->reconnected &&
+		if (random_wanted(b) && progress && b->reconnects == 0 &&
 		    (o->failure == SMTP_FAIL_DROPPED || o->failure == SMTP_FAIL_TIMEOUT ||
 		     o->failure == SMTP_FAIL_REPLY)) {
-			b->reconnected = true;
+			b->reconnects++;
 			b->addr_i--;
 			b->host_i_limit = b->host_i + 1;
 			next_attempt(b);
@@ -538,8 +543,8 @@ on_session(const struct smtp_outcome *o, void *arg)
 		}
 		record_failure(b, o->failure_class.reason, h->name, &o->failure_reply, o->detail,
 		    o->tls);
-		if (progress && !b->reconnected) {
-			b->reconnected = true;
+		if (progress && b->reconnects < b->n) {
+			b->reconnects++;
 			b->addr_i--;
 		} else {
 			b->addr_i = h->n_addrs; /* it answered: its other addresses would too */
@@ -552,9 +557,11 @@ on_session(const struct smtp_outcome *o, void *arg)
 	case SMTP_FAIL_DROPPED:
 		record_failure(b, o->failure == SMTP_FAIL_TIMEOUT ? REASON_TIMEOUT : REASON_TEMPFAIL,
 		    h->name, NULL, o->detail, o->tls);
-		if (progress && !b->reconnected) {
-			/* Dropped mid-batch: once more for the rest. */
-			b->reconnected = true;
+		if (progress && b->reconnects < b->n) {
+			/* Dropped mid-batch (a server that hangs up after a
+			 * rejection): again for the rest, as long as each session
+			 * gets somewhere — every one answers at least one. */
+			b->reconnects++;
 			b->addr_i--;
 		} else if (o->state != SMTP_CONNECT) {
 			b->addr_i = h->n_addrs;
@@ -650,7 +657,7 @@ next_attempt(struct verify_batch *b)
 		b->host_i++;
 		b->addr_i = 0;
 		b->tls_retry_done = false;
-		b->reconnected = false;
+		b->reconnects = 0;
 	}
 	batch_finish(b);
 }
@@ -688,12 +695,14 @@ on_mx(const struct mx_result *r, void *arg)
 	case MX_OK:
 		break;
 	}
-	b->mx = malloc(sizeof(*b->mx));
+	/* Only the hosts there are: a whole mx_result is ~20 KB. */
+	size_t size = offsetof(struct mx_result, hosts) + r->n_hosts * sizeof(r->hosts[0]);
+	b->mx = malloc(size);
 	if (b->mx == NULL) {
 		finish_early(b, REASON_TEMPFAIL, "out of memory");
 		return;
 	}
-	*b->mx = *r;
+	memcpy(b->mx, r, size);
 	next_attempt(b);
 }
 
@@ -758,7 +767,15 @@ verify_batch_new(struct verifier *v, const char *domain, bool utf8,
 		return NULL;
 	b->cap = v->max_rcpt > 1 ? v->max_rcpt - 1 : 1; /* one RCPT for the catch-all check */
 	b->targets = calloc(b->cap, sizeof(*b->targets));
-	if (b->targets == NULL) {
+	b->rcpts = calloc(b->cap + 1, sizeof(*b->rcpts));
+	b->rcpt_target = calloc(b->cap + 1, sizeof(*b->rcpt_target));
+	b->results = calloc(b->cap + 1, sizeof(*b->results));
+	if (b->targets == NULL || b->rcpts == NULL || b->rcpt_target == NULL ||
+	    b->results == NULL) {
+		free(b->targets);
+		free(b->rcpts);
+		free(b->rcpt_target);
+		free(b->results);
 		free(b);
 		return NULL;
 	}

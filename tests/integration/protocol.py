@@ -8,11 +8,21 @@ complete, exactly once and in request order even for 10,000 pipelined
 requests; STATS counts what was sent.
 
 The random mix is seeded (PROBED_TEST_SEED overrides; the seed is printed).
+
+VERIFY probes, and these tests are about the protocol, not the network: a
+VERIFY of a valid address goes to an address literal in a documentation
+range, which the destination guard refuses at once (`unknown ...
+reason=not_allowed`, no DNS, no SMTP), or carries a short timeout= where
+`pending` is the answer (the harness's DNS server never answers).  CHECK
+covers valid addresses in bulk.  tests/integration/engine.py is where
+VERIFY meets real servers.
 """
 
 import os
 import random
+import re
 import socket
+import time
 
 import harness
 from harness import error_reason, is_result, parse_stats, parse_kv
@@ -155,11 +165,22 @@ def not_cached(addr):
     return ("result", "unknown", addr, "not_cached")
 
 
+# A valid address whose one destination (192.0.2.1, TEST-NET-1) the
+# destination guard always refuses: its VERIFY answers at once, touching
+# neither DNS nor SMTP.
+GUARDED = "alice@[192.0.2.1]"
+GUARDED_RE = re.compile(r"@\[(192\.0\.2|198\.51\.100|203\.0\.113)\.\d+\]$|"
+                        r"@\[IPv6:2001:db8:", re.I)
+
+
 def verify_ok(addr):
-    """What VERIFY of a valid address answers.  In this milestone probed has
-    no network engine yet, so it is `unknown ... reason=not_cached`; when
-    VERIFY starts probing, this is the one place to change."""
-    return ("result", "unknown", addr, "not_cached")
+    """What VERIFY of a valid address answers without the network: for an
+    address literal in a documentation range, `unknown ... not_allowed` at
+    once; for anything else only `pending` can be promised (send it with a
+    short timeout=), since the harness's DNS server never answers."""
+    if GUARDED_RE.search(addr):
+        return ("result", "unknown", addr, "not_allowed")
+    return ("result", "unknown", addr, "pending")
 
 
 def syntax(addr):
@@ -195,10 +216,18 @@ def verbs(c):
     d = c.probed()
     with d.client() as cl:
         c.eq(cl.request("PING"), "pong", "PING answers pong")
-        r = cl.request("VERIFY alice@example.org")
-        c.check(matches(r, verify_ok("alice@example.org")),
-                "VERIFY of a valid address answers %s" % describe(verify_ok("alice@example.org")),
-                "got %r" % r)
+        r = cl.request("VERIFY " + GUARDED)
+        c.check(matches(r, verify_ok(GUARDED)),
+                "VERIFY of a valid address the guard refuses answers %s"
+                % describe(verify_ok(GUARDED)), "got %r" % r)
+        t0 = time.monotonic()
+        r = cl.request("VERIFY alice@example.org timeout=0.2")
+        took = time.monotonic() - t0
+        c.check(is_result(r, "unknown", "alice@example.org", "pending"),
+                "VERIFY with timeout=0.2 of a probe that cannot finish answers "
+                "unknown reason=pending", "got %r" % r)
+        c.check(0.15 <= took <= harness.T(2.0),
+                "and it answers after about 0.2 s (%.2f s)" % took)
         c.eq(cl.request("VERIFY bob@@example.org"),
              "undeliverable bob@@example.org reason=syntax",
              "VERIFY bob@@example.org answers undeliverable reason=syntax")
@@ -209,9 +238,9 @@ def verbs(c):
              "undeliverable carol@@example.org reason=syntax",
              "CHECK of a bad address answers undeliverable reason=syntax")
         for opts in ("timeout=1", "timeout=3600", "fresh", "timeout=2 fresh",
-                     "fresh timeout=2"):
-            r = cl.request("VERIFY alice@example.org " + opts)
-            c.check(matches(r, verify_ok("alice@example.org")),
+                     "fresh timeout=2", "timeout=0.5", "TIMEOUT=1 FRESH"):
+            r = cl.request("VERIFY %s %s" % (GUARDED, opts))
+            c.check(matches(r, verify_ok(GUARDED)),
                     "VERIFY with %s is accepted" % opts, "got %r" % r)
         r = cl.request("DOMAIN example.org")
         c.check(matches(r, ("domain", "example.org")),
@@ -248,8 +277,8 @@ def case_insensitive(c):
         reqs.append(verb)
         exp.append(("line", "pong"))
     for verb in ("verify", "Verify", "vErIfY"):
-        reqs.append(verb + " alice@example.org")
-        exp.append(verify_ok("alice@example.org"))
+        reqs.append(verb + " " + GUARDED)
+        exp.append(verify_ok(GUARDED))
     for verb in ("check", "Check"):
         reqs.append(verb + " bob@@example.org")
         exp.append(syntax("bob@@example.org"))
@@ -271,9 +300,9 @@ def case_insensitive(c):
 @suite.case
 def line_endings(c):
     d = c.probed()
-    reqs = ["PING", "VERIFY alice@example.org", "CHECK bob@@example.org",
+    reqs = ["PING", "VERIFY " + GUARDED, "CHECK bob@@example.org",
             "DOMAIN example.org", "FORGET example.org", "FROB", ""]
-    exp = [("line", "pong"), verify_ok("alice@example.org"),
+    exp = [("line", "pong"), verify_ok(GUARDED),
            syntax("bob@@example.org"), ("domain", "example.org"),
            ("forgotten",), errs("unknown_verb"), errs("empty_request")]
     for eol, name in ((b"\n", "LF"), (b"\r\n", "CRLF")):
@@ -284,27 +313,32 @@ def line_endings(c):
                     "responses to %s requests end in a bare LF" % name, repr(got))
     # LF and CRLF mixed in one write
     with d.client() as cl:
-        data = b"PING\r\nPING\nVERIFY alice@example.org\r\nCHECK alice@example.org\n"
+        data = ("PING\r\nPING\nVERIFY %s\r\nCHECK alice@example.org\n"
+                % GUARDED).encode()
         got = cl.exchange(data, 4)
         c.check(got == ["pong", "pong"] + got[2:] and len(got) == 4 and
-                matches(got[2], verify_ok("alice@example.org")) and
+                matches(got[2], verify_ok(GUARDED)) and
                 is_result(got[3], "unknown", "alice@example.org", "not_cached"),
                 "LF and CRLF mixed on one connection", repr(got))
     # a request arriving one octet at a time
     with d.client() as cl:
-        for b in b"VERIFY alice@example.org\r":
+        for b in ("VERIFY %s\r" % GUARDED).encode():
             cl.send(bytes([b]))
         cl.send(b"\n")
         r = cl.readline()
-        c.check(matches(r, verify_ok("alice@example.org")),
+        c.check(matches(r, verify_ok(GUARDED)),
                 "a request sent one octet at a time is answered", repr(r))
 
 
 @suite.case
 def address_syntax(c):
     d = c.probed()
-    for verb in ("VERIFY", "CHECK"):
-        reqs = ["%s %s" % (verb, a) for a in INVALID + VALID]
+    # CHECK first: a VERIFY's verdict is cached, and CHECK would find it.
+    for verb in ("CHECK", "VERIFY"):
+        # VERIFY of a valid domain can only promise `pending`: a short
+        # timeout= on every VERIFY (syntax is judged before it matters)
+        opt = " timeout=0.3" if verb == "VERIFY" else ""
+        reqs = ["%s %s%s" % (verb, a, opt) for a in INVALID + VALID]
         good = verify_ok if verb == "VERIFY" else not_cached
         exp = [syntax(a) for a in INVALID] + [good(a) for a in VALID]
         with d.client() as cl:
@@ -330,10 +364,10 @@ def error_paths(c):
     # each error on a connection of its own, then PING and VERIFY on it
     for line, reason in ERRORS:
         with d.client() as cl:
-            got = cl.pipeline([line, "PING", "VERIFY alice@example.org"])
+            got = cl.pipeline([line, "PING", "VERIFY " + GUARDED])
             ok = (len(got) == 3 and error_reason(got[0]) == reason and
                   got[1] == "pong" and
-                  matches(got[2], verify_ok("alice@example.org")))
+                  matches(got[2], verify_ok(GUARDED)))
             c.check(ok, "%r answers error %s and the connection stays usable"
                     % (line[:60], reason), "got %r" % (got,))
     # all of them pipelined on one connection, PINGs in between
@@ -368,11 +402,11 @@ def half_close(c):
     write side before reading: the answers must still come."""
     d = c.probed()
     with d.client() as cl:
-        cl.send(b"PING\nVERIFY alice@example.org\nCHECK bob@@example.org\n")
+        cl.send(("PING\nVERIFY %s\nCHECK bob@@example.org\n" % GUARDED).encode())
         cl.sock.shutdown(socket.SHUT_WR)
         lines, partial = cl.read_to_eof()
         c.check(len(lines) == 3 and lines[0] == "pong" and
-                matches(lines[1], verify_ok("alice@example.org")) and
+                matches(lines[1], verify_ok(GUARDED)) and
                 is_result(lines[2], "undeliverable", "bob@@example.org", "syntax")
                 and partial == b"",
                 "requests sent before a half-close are all answered, then EOF",
@@ -385,12 +419,12 @@ def clients_isolated(c):
     d = c.probed()
     a, b = d.client(), d.client()
     try:
-        ra = ["VERIFY a%d@example.org" % i for i in range(2000)]
-        rb = ["CHECK b%d@@example.org" % i for i in range(2000)]
+        ra = ["CHECK a%d@example.org" % i for i in range(2000)]
+        rb = ["VERIFY b%d@@example.org" % i for i in range(2000)]
         ga, gb = harness.exchange_all([
             (a, "".join(x + "\n" for x in ra), len(ra)),
             (b, "".join(x + "\n" for x in rb), len(rb))], timeout=20)
-        check_exchange(c, ra, [verify_ok("a%d@example.org" % i) for i in range(2000)],
+        check_exchange(c, ra, [not_cached("a%d@example.org" % i) for i in range(2000)],
                        ga, "client A gets its 2000 answers in order")
         check_exchange(c, rb, [syntax("b%d@@example.org" % i) for i in range(2000)],
                        gb, "client B gets its 2000 answers in order")
@@ -420,8 +454,41 @@ def make_mix(rng, n):
              ["forget_ok"] * 3 + ["forget_bad"] * 1 + ["ping"] * 10 +
              ["stats"] * 1 + ["error"] * 12)
     for i in range(n):
-        kind = rng.choice(kinds)
-        if kind in ("verify_ok", "check_ok"):
+        # A few VERIFYs that can only end at their timeout=: answers that
+        # complete out of request order.  Few, since each holds back the
+        # answers behind it and probed reads at most 128 requests ahead.
+        kind = "verify_pending" if rng.random() < 0.001 else rng.choice(kinds)
+        if kind == "verify_ok":
+            # destinations the guard refuses: answered at once, no network
+            form = rng.randrange(5)
+            if form == 0:
+                addr = "user%d@[192.0.2.%d]" % (i, i % 256)
+            elif form == 1:
+                addr = "first.last%d+x@[198.51.100.%d]" % (i, i % 256)
+            elif form == 2:
+                addr = '"john doe %d"@[203.0.113.7]' % i
+            elif form == 3:
+                addr = "u%d@[IPv6:2001:db8::%x]" % (i, i)
+            else:
+                addr = "jos\u00e9%d@[192.0.2.1]" % i
+            verb = "VERIFY"
+            line = "%s %s" % (verb_case(rng, verb), addr)
+            if verb == "VERIFY" and rng.random() < 0.3:
+                line += rng.choice([" timeout=%d" % rng.randint(1, 3600), " fresh",
+                                    " fresh timeout=7"])
+            counts[verb.lower()] += 1
+            e = verify_ok(addr)
+        elif kind == "verify_pending":
+            # a probe that cannot finish: its slot waits for timeout=,
+            # holding back the answers pipelined after it
+            addr = rng.choice(["p%d@example.org", "p%d@sub.example.co.uk"]) % i
+            line = "%s %s timeout=0.%d" % (verb_case(rng, "VERIFY"), addr,
+                                           rng.randint(1, 2))
+            if rng.random() < 0.3:
+                line += " fresh"
+            counts["verify"] += 1
+            e = ("result", "unknown", addr, "pending")
+        elif kind == "check_ok":
             form = rng.randrange(5)
             if form == 0:
                 addr = "user%d@example.org" % i
@@ -433,13 +500,9 @@ def make_mix(rng, n):
                 addr = "u%d@[192.0.2.%d]" % (i, i % 256)
             else:
                 addr = "jos\u00e9%d@example.org" % i
-            verb = "VERIFY" if kind == "verify_ok" else "CHECK"
-            line = "%s %s" % (verb_case(rng, verb), addr)
-            if verb == "VERIFY" and rng.random() < 0.3:
-                line += rng.choice([" timeout=%d" % rng.randint(1, 3600), " fresh",
-                                    " fresh timeout=7"])
-            counts[verb.lower()] += 1
-            e = verify_ok(addr) if verb == "VERIFY" else not_cached(addr)
+            line = "%s %s" % (verb_case(rng, "CHECK"), addr)
+            counts["check"] += 1
+            e = not_cached(addr)
         elif kind in ("verify_bad", "check_bad"):
             form = rng.randrange(6)
             addr = ["bob%d@@example.org", "nobody%d", "user%d@", ".dot%d@example.org",

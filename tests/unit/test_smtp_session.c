@@ -336,6 +336,26 @@ test_pipelined_null_sender_fallback(void **state)
 }
 
 static void
+test_quit_waits_for_pipelined_leftovers(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "250-mx\r\n250 PIPELINING\r\n",
+	    "MAIL FROM:<>\r\nRCPT TO:<alice@x.test>\r\nRCPT TO:<zz9q@x.test>\r\n");
+	server(f, "550 5.7.1 sender rejected\r\n", "QUIT\r\n");
+	/* The RCPTs' replies are still owed: they are not QUIT's answer. */
+	server(f, "503 5.5.1 need MAIL\r\n503 5.5.1 need MAIL\r\n", "");
+	assert_false(f->finished);
+	server(f, "221 2.0.0 Bye\r\n", "");
+	assert_true(f->finished);
+	assert_int_equal(f->out.failure, SMTP_FAIL_REPLY);
+	assert_int_equal(f->out.state, SMTP_MAIL);
+	done(f);
+}
+
+static void
 test_sender_refused_without_fallback(void **state)
 {
 	struct smtp_session_params p = params();
@@ -691,6 +711,7 @@ main(void)
 		cmocka_unit_test(test_null_sender_fallback),
 		cmocka_unit_test(test_pipelined_null_sender_fallback),
 		cmocka_unit_test(test_sender_refused_without_fallback),
+		cmocka_unit_test(test_quit_waits_for_pipelined_leftovers),
 		cmocka_unit_test(test_starttls),
 		cmocka_unit_test(test_starttls_injection_refused),
 		cmocka_unit_test(test_starttls_required_not_offered),
