@@ -46,6 +46,7 @@
 #define CONFIG_MAX_NAME 128      /* dotted key path, for messages */
 #define DNS_MAX_SERVERS 6        /* udns DNS_MAXSERV */
 #define MAX_NETWORKS 1024
+#define MAX_DOMAINS 1024
 
 enum key_type {
 	KT_STRING,
@@ -55,6 +56,7 @@ enum key_type {
 	KT_FLOAT,
 	KT_STRLIST,
 	KT_LEVEL,
+	KT_BOOL,
 };
 
 static const char *const type_words[] = {
@@ -65,6 +67,7 @@ static const char *const type_words[] = {
 	[KT_FLOAT] = "float",
 	[KT_STRLIST] = "list",
 	[KT_LEVEL] = "level",
+	[KT_BOOL] = "boolean",
 };
 
 struct word {
@@ -85,8 +88,9 @@ struct key {
 	enum key_type type;
 	bool reloadable;
 	size_t off;
-	const char *def_s;              /* string, mode, enum, level */
-	long long def_i;                /* int */
+	const char *def_s;              /* string, mode, enum, level; list:
+	                                 * its elements, space-separated */
+	long long def_i;                /* int, bool */
 	double def_f;                   /* float */
 	long long min, max;             /* int, mode; list: max entries */
 	double fmin, fmax;              /* float */
@@ -99,7 +103,8 @@ _Static_assert(sizeof(enum starttls_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum policy_verify) == sizeof(int), "enum size");
 
 static check_fn check_socket_path, check_abs_path, check_group, check_user, check_helo,
-    check_mailbox, check_ip, check_ip_or_empty, check_cidr, check_dns_server;
+    check_mailbox, check_ip, check_ip_or_empty, check_cidr, check_dns_server,
+    check_action, check_action_or_builtin, check_domain_pattern;
 
 static const struct word starttls_words[] = {
 	{ "never", STARTTLS_NEVER },
@@ -133,6 +138,8 @@ static const struct word level_words[] = {
 #define FLT(n, f, d, lo, hi) \
 	{ .name = n, .type = KT_FLOAT, .off = OFF(f), .def_f = d, \
 	  .fmin = lo, .fmax = hi, .reloadable = true }
+#define BOOL(n, f, d) \
+	{ .name = n, .type = KT_BOOL, .off = OFF(f), .def_i = d, .reloadable = true }
 
 static const struct key keys[] = {
 	STR("socket", socket, "/run/probed/probed.sock", false, check_socket_path),
@@ -195,11 +202,29 @@ static const struct key keys[] = {
 	{ .name = "policy.verify", .type = KT_ENUM, .off = OFF(policy.verify),
 	  .def_s = "recipient", .words = verify_words, .reloadable = true },
 	FLT("policy.wait", policy.wait, 8.0, 0.1, 3600),
+	STR("policy.action_deliverable", policy.action_deliverable, "DUNNO", true,
+	    check_action),
+	/* "": the built-in action for the address verified (policy_rules.c). */
+	STR("policy.action_undeliverable", policy.action_undeliverable, "", true,
+	    check_action_or_builtin),
+	STR("policy.action_risky", policy.action_risky, "DUNNO", true, check_action),
+	STR("policy.action_unknown", policy.action_unknown, "DUNNO", true, check_action),
+	STR("policy.action_pending", policy.action_pending, "DUNNO", true, check_action),
+	STR("policy.on_error", policy.on_error, "DUNNO", true, check_action),
+	BOOL("policy.skip_null_sender", policy.skip_null_sender, 1),
+	BOOL("policy.skip_sasl", policy.skip_sasl, 1),
+	{ .name = "policy.skip_networks", .type = KT_STRLIST,
+	  .off = OFF(policy.skip_networks), .def_s = "127.0.0.0/8 ::1/128",
+	  .max = MAX_NETWORKS, .check = check_cidr, .reloadable = true },
+	{ .name = "policy.skip_domains", .type = KT_STRLIST,
+	  .off = OFF(policy.skip_domains), .max = MAX_DOMAINS,
+	  .check = check_domain_pattern, .reloadable = true },
 };
 
 #undef STR
 #undef INT
 #undef FLT
+#undef BOOL
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
 /* ---- small helpers */
@@ -551,6 +576,99 @@ bad:
 	return false;
 }
 
+/*
+ * An access(5) action that probed-policy answers Postfix with
+ * (`action=<this>`): one line of printable ASCII, at most CONFIG_ACTION_MAX
+ * octets, an action word first, and no %-escape but the ones
+ * src/policy/policy_action.c expands (%a %r %t %v %%).  Checked here so
+ * that a typo is refused when the file loads, not discovered by Postfix
+ * while it answers a client.
+ */
+static const char *const action_words[] = {
+	"OK", "DUNNO", "REJECT", "DEFER", "DEFER_IF_REJECT", "DEFER_IF_PERMIT",
+	"DISCARD", "HOLD", "WARN", "INFO", "PREPEND", "REDIRECT", "FILTER", "BCC",
+	NULL,
+};
+
+static bool
+check_action(const char *v, char *canon, size_t canoncap,
+    char *why, size_t whycap)
+{
+	size_t len = strlen(v), wlen = strcspn(v, " ");
+	bool known;
+
+	if (len == 0) {
+		reason(why, whycap, "is empty: give an access(5) action such as DUNNO");
+		return false;
+	}
+	if (len > CONFIG_ACTION_MAX) {
+		reason(why, whycap, "is too long (%zu octets, at most %d)", len,
+		    CONFIG_ACTION_MAX);
+		return false;
+	}
+	for (const char *p = v; *p != '\0'; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c == '\r' || c == '\n') {
+			reason(why, whycap, "contains CR or LF: an action is one line");
+			return false;
+		}
+		if (c < 0x20 || c >= 0x7f) {
+			reason(why, whycap, "contains a control character or a non-ASCII "
+			    "octet (SMTP replies are ASCII)");
+			return false;
+		}
+	}
+	/* 4NN and 5NN: a reply code of Postfix's choosing to reject with. */
+	known = wlen == 3 && (v[0] == '4' || v[0] == '5') &&
+	    isdigit((unsigned char)v[1]) && isdigit((unsigned char)v[2]);
+	for (const char *const *w = action_words; !known && *w != NULL; w++)
+		known = strlen(*w) == wlen && strncasecmp(v, *w, wlen) == 0;
+	if (!known) {
+		reason(why, whycap, "does not start with an access(5) action: OK, DUNNO, "
+		    "REJECT, DEFER, DEFER_IF_REJECT, DEFER_IF_PERMIT, DISCARD, HOLD, "
+		    "WARN, INFO, PREPEND, REDIRECT, FILTER, BCC, or a 4NN/5NN code");
+		return false;
+	}
+	for (const char *p = v; *p != '\0'; p++) {
+		if (*p != '%')
+			continue;
+		if (p[1] == '\0') {
+			reason(why, whycap, "ends in a lone %% (write %%%% for a percent sign)");
+			return false;
+		}
+		if (strchr("artv%", p[1]) == NULL) {
+			reason(why, whycap, "has an unknown escape %%%c (known: %%a address, "
+			    "%%r reason, %%t server text, %%v verdict, %%%% percent)", p[1]);
+			return false;
+		}
+		p++;
+	}
+	return true;
+}
+
+/* "" stands for the built-in action (policy_rules.c). */
+static bool
+check_action_or_builtin(const char *v, char *canon, size_t canoncap,
+    char *why, size_t whycap)
+{
+	return v[0] == '\0' || check_action(v, canon, canoncap, why, whycap);
+}
+
+/* A domain, or ".domain" for every name below it. */
+static bool
+check_domain_pattern(const char *v, char *canon, size_t canoncap,
+    char *why, size_t whycap)
+{
+	const char *d = v[0] == '.' ? v + 1 : v;
+
+	if (!hostname_ok(d, strlen(d))) {
+		reason(why, whycap, "is not a domain (example.org, or .example.org "
+		    "for the names below it)");
+		return false;
+	}
+	return true;
+}
+
 /* ---- raw-text scan for integers libconfig 1.5 would truncate */
 
 struct wide_int {
@@ -788,6 +906,7 @@ expected_phrase(enum key_type t)
 	case KT_INT: return "an integer";
 	case KT_FLOAT: return "a number";
 	case KT_STRLIST: return "an array of strings";
+	case KT_BOOL: return "a boolean (true or false)";
 	default: return "a string";
 	}
 }
@@ -1002,6 +1121,14 @@ apply(struct load *ld, const struct key *k, const config_setting_t *s,
 		return apply_number(ld, k, s, name);
 	case KT_STRLIST:
 		return apply_strlist(ld, k, s, name);
+	case KT_BOOL:
+		if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+			fail(ld, line, "key '%s': expected %s, got %s", name,
+			    expected_phrase(k->type), type_phrase(config_setting_type(s)));
+			return -1;
+		}
+		*TARGET(ld->cfg, k, bool) = config_setting_get_bool(s) != 0;
+		return 0;
 	case KT_STRING:
 	case KT_MODE:
 	case KT_ENUM:
@@ -1152,6 +1279,32 @@ fail:
 	return NULL;
 }
 
+/* A list's default: def_s split at spaces, each element stored as its
+ * check writes it (the table's defaults are canonical already). */
+static int
+default_strlist(struct strlist *l, const struct key *k)
+{
+	const char *p = k->def_s != NULL ? k->def_s : "";
+	size_t n = 0;
+
+	for (const char *q = p; *q != '\0'; q += strspn(q, " "))
+		if (*q != ' ') {
+			n++;
+			q += strcspn(q, " ");
+		}
+	if (strlist_init(l, n) < 0)
+		return -1;
+	while (*(p += strspn(p, " ")) != '\0') {
+		size_t len = strcspn(p, " ");
+
+		if ((l->v[l->n] = strndup(p, len)) == NULL)
+			return -1;
+		l->n++;
+		p += len;
+	}
+	return 0;
+}
+
 static int
 set_default(struct config *cfg, const struct key *k)
 {
@@ -1177,8 +1330,11 @@ set_default(struct config *cfg, const struct key *k)
 	case KT_FLOAT:
 		*TARGET(cfg, k, double) = k->def_f;
 		return 0;
+	case KT_BOOL:
+		*TARGET(cfg, k, bool) = k->def_i != 0;
+		return 0;
 	case KT_STRLIST:
-		return strlist_init(TARGET(cfg, k, struct strlist), 0);
+		return default_strlist(TARGET(cfg, k, struct strlist), k);
 	}
 	return -1;
 }
@@ -1288,6 +1444,8 @@ key_equal(const struct key *k, const struct config *a, const struct config *b)
 		return *CTARGET(a, k, int) == *CTARGET(b, k, int);
 	case KT_FLOAT:
 		return *CTARGET(a, k, double) == *CTARGET(b, k, double);
+	case KT_BOOL:
+		return *CTARGET(a, k, bool) == *CTARGET(b, k, bool);
 	case KT_STRLIST: {
 		const struct strlist *x = CTARGET(a, k, struct strlist);
 		const struct strlist *y = CTARGET(b, k, struct strlist);
@@ -1339,6 +1497,28 @@ float_text(double d, char *buf, size_t cap)
 		strcat(buf, ".0");
 }
 
+/* A list default as written in a file: [ ], [ "a", "b" ]. */
+static void
+list_text(const char *def, char *buf, size_t cap)
+{
+	size_t o = 0;
+	const char *p = def != NULL ? def : "";
+	int n;
+
+	buf[0] = '\0';
+	while (*(p += strspn(p, " ")) != '\0') {
+		size_t len = strcspn(p, " ");
+
+		n = snprintf(buf + o, cap - o, "%s\"%.*s\"", o == 0 ? "[ " : ", ",
+		    (int)len, p);
+		if (n < 0 || (size_t)n >= cap - o)
+			return;
+		o += (size_t)n;
+		p += len;
+	}
+	snprintf(buf + o, cap - o, "%s", o == 0 ? "[ ]" : " ]");
+}
+
 void
 config_each_key(void (*fn)(const char *name, const char *type,
     const char *default_text, bool reloadable, void *ctx), void *ctx)
@@ -1361,7 +1541,10 @@ config_each_key(void (*fn)(const char *name, const char *type,
 			float_text(k->def_f, text, sizeof(text));
 			break;
 		case KT_STRLIST:
-			snprintf(text, sizeof(text), "[ ]");
+			list_text(k->def_s, text, sizeof(text));
+			break;
+		case KT_BOOL:
+			snprintf(text, sizeof(text), "%s", k->def_i ? "true" : "false");
 			break;
 		}
 		fn(k->name, type_words[k->type], text, k->reloadable, ctx);

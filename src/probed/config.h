@@ -16,6 +16,7 @@
 
 #define CONFIG_DEFAULT_PATH SYSCONFDIR "/probed/probed.conf"
 #define EX_CONFIG_STATUS 78 /* sysexits.h EX_CONFIG */
+#define CONFIG_ACTION_MAX 400 /* a policy action template, in octets */
 
 enum starttls_mode { STARTTLS_NEVER, STARTTLS_OPPORTUNISTIC, STARTTLS_REQUIRED };
 enum policy_verify { POLICY_VERIFY_RECIPIENT, POLICY_VERIFY_SENDER };
@@ -84,9 +85,21 @@ struct config {
 		unsigned negative_refresh;
 	} cache;
 
+	/* Read by probed-policy only (src/policy): the daemon loads and
+	 * checks them so that `probed -t` judges the whole file. */
 	struct {
 		enum policy_verify verify;
 		double wait;
+		char *action_deliverable;  /* access(5) action templates */
+		char *action_undeliverable; /* "" = built in, by verify */
+		char *action_risky;
+		char *action_unknown;
+		char *action_pending;
+		char *on_error;
+		bool skip_null_sender;
+		bool skip_sasl;
+		struct strlist skip_networks; /* canonical "address/prefix" */
+		struct strlist skip_domains;  /* ".d" = the names below d */
 	} policy;
 };
 

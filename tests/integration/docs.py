@@ -29,13 +29,16 @@ file, so adding a key, a verb or a reason without documenting it fails here:
   client: they must be in doc/probed.8 instead.
 - man pages: every doc/*.[1-9] passes `mandoc -T lint -W warning`
   (skipped, with a SKIP line, where mandoc is not installed).
+- probed-policy: every option of `probed-policy --help` has its
+  `.It Fl x , Fl \\-long` entry in doc/probed-policy.8.
 
 A word counts as mentioned in Markdown when it is written as code
 (`word`), as `reason=word` / `error word`, as a whole table cell, or as a
 heading.  Failure lines name the document and what it lacks.
 
 Environment: TOP_SRCDIR (default: two levels above this file), PROBECTL
-(required for the --help check), PROBED (optional, for the -t cross-check).
+(required for the --help check), PROBED (optional, for the -t cross-check),
+PROBED_POLICY (optional, for the probed-policy options check).
 """
 
 import os
@@ -276,7 +279,14 @@ def config_keys():
             raise ValueError("row %s: no name or unknown type" % shown)
         word = types[kt]
         if kt == "KT_STRLIST":
-            default = "[ ]"
+            # def_s holds the default elements, space-separated
+            s = c_string(fields.get("def_s", '""'))
+            if s is None:
+                raise ValueError("row %s: def_s is not a literal" % shown)
+            default = ("[ %s ]" % ", ".join('"%s"' % w for w in s.split())
+                       if s.split() else "[ ]")
+        elif kt == "KT_BOOL":
+            default = "true" if int(fields.get("def_i", "0"), 0) else "false"
         elif kt == "KT_INT":
             default = str(int(fields.get("def_i", "0"), 0))
         elif kt == "KT_FLOAT":
@@ -656,6 +666,35 @@ def error_reasons_documented(c):
             check_all(c, words, lambda w: re.search(
                 r"(?<![\w])%s(?![\w])" % re.escape(w), man),
                 "error word of probed --classify", "doc/probed.8")
+
+
+@suite.case
+def policy_options_documented(c):
+    """Every option `probed-policy --help` lists is in probed-policy(8),
+    short and long form."""
+    exe = os.environ.get("PROBED_POLICY")
+    if not exe:
+        c.skip("probed-policy options are in probed-policy(8)",
+               "PROBED_POLICY is not set")
+        return
+    rc, out, err = c.run([exe, "--help"])
+    c.check(rc == 0, "probed-policy --help exits 0", "exit %d\n%s" % (rc, err))
+    opts = re.findall(r"^\s+-(\w), --([\w-]+)", out, re.M)
+    c.require(len(opts) >= 8, "probed-policy --help lists its options (%d)" % len(opts),
+              out)
+    man = doc(c, "doc/probed-policy.8")
+    if man is None:
+        return
+    missing = []
+    for short, long_ in opts:
+        # mdoc writes --log-file as \-log\-file
+        written = "\\-" + long_.replace("-", "\\-")
+        if not re.search(r"^\.It Fl %s\b.*\bFl %s(?![\w\\])" % (
+                re.escape(short), re.escape(written)), man, re.M):
+            missing.append("-%s/--%s" % (short, long_))
+    c.check(not missing, "doc/probed-policy.8 documents every option of "
+            "--help, short and long%s" % (" (missing: %s)" % ", ".join(missing)
+                                          if missing else ""))
 
 
 @suite.case

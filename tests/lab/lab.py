@@ -817,6 +817,8 @@ class Lab:
         try:
             self._preflight()
             self._lock()
+            # The wait for another lab's lock is not start-up time.
+            t0 = time.monotonic()
             self._check_conflicts()
             self._make_dir()
             self._start_watchdog()
@@ -835,8 +837,9 @@ class Lab:
         self.started = True
         if not self.detach:
             _running_labs.append(self)
-        self.say("lab: up in %.1f s at %s" % (time.monotonic() - t0,
-                                              self.dir))
+        # Seconds from holding the lock to ready (what selftest bounds).
+        self.start_seconds = time.monotonic() - t0
+        self.say("lab: up in %.1f s at %s" % (self.start_seconds, self.dir))
         return self
 
     def _preflight(self):

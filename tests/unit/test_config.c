@@ -222,6 +222,23 @@ assert_config_equal(const struct config *a, const struct config *b)
 	assert_int_equal(a->cache.max_entries, b->cache.max_entries);
 	assert_int_equal(a->policy.verify, b->policy.verify);
 	assert_true(a->policy.wait == b->policy.wait);
+	assert_string_equal(a->policy.action_deliverable, b->policy.action_deliverable);
+	assert_string_equal(a->policy.action_undeliverable,
+	    b->policy.action_undeliverable);
+	assert_string_equal(a->policy.action_risky, b->policy.action_risky);
+	assert_string_equal(a->policy.action_unknown, b->policy.action_unknown);
+	assert_string_equal(a->policy.action_pending, b->policy.action_pending);
+	assert_string_equal(a->policy.on_error, b->policy.on_error);
+	assert_int_equal(a->policy.skip_null_sender, b->policy.skip_null_sender);
+	assert_int_equal(a->policy.skip_sasl, b->policy.skip_sasl);
+	assert_int_equal(a->policy.skip_networks.n, b->policy.skip_networks.n);
+	for (size_t i = 0; i < a->policy.skip_networks.n; i++)
+		assert_string_equal(a->policy.skip_networks.v[i],
+		    b->policy.skip_networks.v[i]);
+	assert_int_equal(a->policy.skip_domains.n, b->policy.skip_domains.n);
+	for (size_t i = 0; i < a->policy.skip_domains.n; i++)
+		assert_string_equal(a->policy.skip_domains.v[i],
+		    b->policy.skip_domains.v[i]);
 }
 
 /* ---- defaults and the key table */
@@ -269,6 +286,21 @@ test_defaults(void **state)
 	assert_int_equal(c->cache.max_entries, 1000000);
 	assert_int_equal(c->policy.verify, POLICY_VERIFY_RECIPIENT);
 	assert_true(c->policy.wait == 8.0);
+	/* Mail keeps flowing unless probed says a mailbox does not exist. */
+	assert_string_equal(c->policy.action_deliverable, "DUNNO");
+	assert_string_equal(c->policy.action_undeliverable, "");
+	assert_string_equal(c->policy.action_risky, "DUNNO");
+	assert_string_equal(c->policy.action_unknown, "DUNNO");
+	assert_string_equal(c->policy.action_pending, "DUNNO");
+	assert_string_equal(c->policy.on_error, "DUNNO");
+	assert_true(c->policy.skip_null_sender);
+	assert_true(c->policy.skip_sasl);
+	assert_int_equal(c->policy.skip_networks.n, 2);
+	assert_string_equal(c->policy.skip_networks.v[0], "127.0.0.0/8");
+	assert_string_equal(c->policy.skip_networks.v[1], "::1/128");
+	assert_null(c->policy.skip_networks.v[2]);
+	assert_int_equal(c->policy.skip_domains.n, 0);
+	assert_null(c->policy.skip_domains.v[0]);
 	config_free(c);
 	config_free(NULL);
 }
@@ -330,12 +362,13 @@ test_each_key(void **state)
 	};
 	static const char *const types[] = {
 		"string", "octal", "enum", "integer", "float", "list", "level",
+		"boolean",
 	};
 	struct keylist l = { .n = 0 };
 	size_t nrestart = 0;
 
 	config_each_key(collect_key, &l);
-	assert_int_equal(l.n, 45);
+	assert_int_equal(l.n, 55);
 	for (size_t i = 0; i < l.n; i++) {
 		bool known_type = false, want_restart = false;
 
@@ -368,6 +401,13 @@ test_each_key(void **state)
 	assert_string_equal(keyinfo_find(&l, "log_level")->type, "level");
 	assert_string_equal(keyinfo_find(&l, "helo_name")->def, "\"\"");
 	assert_string_equal(keyinfo_find(&l, "policy.wait")->def, "8.0");
+	assert_string_equal(keyinfo_find(&l, "policy.skip_sasl")->def, "true");
+	assert_string_equal(keyinfo_find(&l, "policy.skip_sasl")->type, "boolean");
+	assert_string_equal(keyinfo_find(&l, "policy.skip_networks")->def,
+	    "[ \"127.0.0.0/8\", \"::1/128\" ]");
+	assert_string_equal(keyinfo_find(&l, "policy.skip_domains")->def, "[ ]");
+	assert_string_equal(keyinfo_find(&l, "policy.action_undeliverable")->def,
+	    "\"\"");
 }
 
 /* Each default text, written into a file on its own, loads and gives the
@@ -1344,6 +1384,112 @@ test_levels_and_enums(void **state)
 	    "key 'smtp.starttls': '' is not one of never, opportunistic, required");
 }
 
+/* ---- the policy section (probed-policy's keys) */
+
+static void
+test_policy_keys(void **state)
+{
+	struct config *c;
+
+	c = load_ok("policy: {\n"
+	    "  action_undeliverable = \"REJECT 5.1.1 <%a>: no (%r: %t) 100%% sure %v\";\n"
+	    "  action_pending = \"defer_if_permit 4.1.1 verification in progress\";\n"
+	    "  action_risky = \"450 4.7.1 try later\";\n"
+	    "  action_unknown = \"WARN unknown %r\";\n"
+	    "  on_error = \"DUNNO\";\n"
+	    "  skip_null_sender = false;\n"
+	    "  skip_sasl = false;\n"
+	    "  skip_networks = [ ];\n"
+	    "  skip_domains = [ \"Example.ORG\", \".lists.example.net\" ];\n"
+	    "};\n");
+	assert_string_equal(c->policy.action_undeliverable,
+	    "REJECT 5.1.1 <%a>: no (%r: %t) 100%% sure %v");
+	assert_string_equal(c->policy.action_pending,
+	    "defer_if_permit 4.1.1 verification in progress");
+	assert_string_equal(c->policy.action_risky, "450 4.7.1 try later");
+	assert_false(c->policy.skip_null_sender);
+	assert_false(c->policy.skip_sasl);
+	assert_int_equal(c->policy.skip_networks.n, 0);
+	assert_int_equal(c->policy.skip_domains.n, 2);
+	assert_string_equal(c->policy.skip_domains.v[0], "Example.ORG");
+	assert_string_equal(c->policy.skip_domains.v[1], ".lists.example.net");
+	config_free(c);
+	c = load_ok("policy: { skip_networks = [ \"10.0.0.1\" ]; };\n");
+	assert_string_equal(c->policy.skip_networks.v[0], "10.0.0.1/32");
+	config_free(c);
+
+	/* What would break the `action=` line or Postfix's reading of it. */
+	expect_error("policy: { action_risky = \"DUNNO\\r\\nREJECT\"; };\n", 1,
+	    "key 'policy.action_risky': 'DUNNO\\x0d\\x0aREJECT' contains CR or LF: "
+	    "an action is one line");
+	expect_error("policy: { on_error = \"REJECT \\x01\"; };\n", 1,
+	    "key 'policy.on_error': 'REJECT \\x01' contains a control character "
+	    "or a non-ASCII octet (SMTP replies are ASCII)");
+	expect_error("policy: { on_error = \"REJECT caf\\xc3\\xa9\"; };\n", 1,
+	    "key 'policy.on_error': 'REJECT caf\\xc3\\xa9' contains a control "
+	    "character or a non-ASCII octet (SMTP replies are ASCII)");
+	expect_error("policy: { action_deliverable = \"\"; };\n", 1,
+	    "key 'policy.action_deliverable': '' is empty: give an access(5) "
+	    "action such as DUNNO");
+	expect_error_prefix("policy: { action_unknown = \"NOPE 5.1.1 x\"; };\n",
+	    "key 'policy.action_unknown': 'NOPE 5.1.1 x' does not start with an "
+	    "access(5) action");
+	expect_error_prefix("policy: { action_unknown = \" DUNNO\"; };\n",
+	    "key 'policy.action_unknown': ' DUNNO' does not start with");
+	expect_error_prefix("policy: { action_unknown = \"250 ok\"; };\n",
+	    "key 'policy.action_unknown': '250 ok' does not start with");
+	expect_error_prefix("policy: { action_unknown = \"5501 x\"; };\n",
+	    "key 'policy.action_unknown': '5501 x' does not start with");
+	expect_error("policy: { action_undeliverable = \"REJECT %s\"; };\n", 1,
+	    "key 'policy.action_undeliverable': 'REJECT %s' has an unknown escape "
+	    "%s (known: %a address, %r reason, %t server text, %v verdict, "
+	    "%% percent)");
+	expect_error("policy: { action_undeliverable = \"REJECT 100%\"; };\n", 1,
+	    "key 'policy.action_undeliverable': 'REJECT 100%' ends in a lone % "
+	    "(write %% for a percent sign)");
+	/* 400 octets are fine, 401 are not. */
+	{
+		char text[600], action[402];
+
+		memset(action, 'x', sizeof(action) - 1);
+		memcpy(action, "REJECT ", 7);
+		action[400] = '\0';
+		FMT(text, "policy: { on_error = \"%s\"; };\n", action);
+		c = load_ok(text);
+		assert_int_equal(strlen(c->policy.on_error), 400);
+		config_free(c);
+		action[400] = 'x';
+		action[401] = '\0';
+		FMT(text, "policy: { on_error = \"%s\"; };\n", action);
+		{
+			char err[512] = "";
+
+			assert_null(load_text(text, err, sizeof(err)));
+			CHECK(strstr(err, "key 'policy.on_error': 'REJECT xxx") != NULL &&
+			    strstr(err, "' is too long (401 octets, at most 400)") != NULL,
+			    "got %s", err);
+		}
+	}
+
+	expect_error("policy: { skip_sasl = \"yes\"; };\n", 1,
+	    "key 'policy.skip_sasl': expected a boolean (true or false), got a string");
+	expect_error("policy: { skip_null_sender = 1; };\n", 1,
+	    "key 'policy.skip_null_sender': expected a boolean (true or false), "
+	    "got an integer");
+	expect_error("policy: { skip_networks = [ \"10.0.0.1/8\" ]; };\n", 1,
+	    "key 'policy.skip_networks': '10.0.0.1/8' has host bits set (did you "
+	    "mean 10.0.0.0/8?)");
+	expect_error("policy: { skip_domains = [ \"example..org\" ]; };\n", 1,
+	    "key 'policy.skip_domains': 'example..org' is not a domain "
+	    "(example.org, or .example.org for the names below it)");
+	expect_error("policy: { skip_domains = [ \"..example.org\" ]; };\n", 1,
+	    "key 'policy.skip_domains': '..example.org' is not a domain "
+	    "(example.org, or .example.org for the names below it)");
+	expect_error("policy: { skip_domains = [ \"a b\" ]; };\n", 1,
+	    "key 'policy.skip_domains': 'a b' is not a domain "
+	    "(example.org, or .example.org for the names below it)");
+}
+
 /* ---- restart keys */
 
 static void
@@ -1418,6 +1564,7 @@ main(void)
 		cmocka_unit_test(test_error_unknown_key),
 		cmocka_unit_test(test_error_type),
 		cmocka_unit_test(test_error_value),
+		cmocka_unit_test(test_policy_keys),
 		cmocka_unit_test(test_error_integer_overflow),
 		cmocka_unit_test(test_error_buffer),
 		cmocka_unit_test(test_int_boundaries),
