@@ -62,7 +62,7 @@
  * into the cache.  Not thread-safe: one loop owns a cache.
  *
  * SECURITY: keys come from whoever can send VERIFY, so the tables are keyed
- * with SipHash-1-3 under a 128-bit per-cache secret from getrandom(); an
+ * with SipHash-1-3 (siphash.c) under a 128-bit per-cache secret; an
  * attacker cannot aim many addresses at one bucket.  If the kernel's pool
  * is not ready (GRND_NONBLOCK fails) the secret falls back to clocks, pid
  * and addresses: weaker, documented, never fatal.  Records read back from
@@ -78,11 +78,11 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cache.h"
+#include "siphash.h"
 
 _Static_assert(REASON__COUNT <= UINT8_MAX, "a reason is stored in one octet");
 _Static_assert(CACHE_KEY_MAX - 1 <= UINT8_MAX, "a key length is stored in one octet");
@@ -225,52 +225,6 @@ htab_remove(struct htab *t, struct hlink *l, uint32_t h)
 
 /* ---- SipHash-1-3 ------------------------------------------------------ */
 
-static uint64_t
-le64(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND do { \
-	v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32); \
-	v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2; \
-	v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0; \
-	v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32); \
-} while (0)
-
-static uint64_t
-siphash13(uint64_t k0, uint64_t k1, const unsigned char *p, size_t len)
-{
-	uint64_t v0 = 0x736f6d6570736575ULL ^ k0;
-	uint64_t v1 = 0x646f72616e646f6dULL ^ k1;
-	uint64_t v2 = 0x6c7967656e657261ULL ^ k0;
-	uint64_t v3 = 0x7465646279746573ULL ^ k1;
-	uint64_t b = (uint64_t)len << 56;
-	size_t whole = len & ~(size_t)7;
-
-	for (size_t i = 0; i < whole; i += 8) {
-		uint64_t m = le64(p + i);
-		v3 ^= m;
-		SIPROUND;
-		v0 ^= m;
-	}
-	for (size_t i = 0; i < (len & 7); i++)
-		b |= (uint64_t)p[whole + i] << (8 * i);
-	v3 ^= b;
-	SIPROUND;
-	v0 ^= b;
-	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
-}
-
 static uint32_t
 fold(uint64_t h)
 {
@@ -282,19 +236,7 @@ seed(struct cache *c)
 {
 	uint64_t k[2];
 
-	if (getrandom(k, sizeof(k), GRND_NONBLOCK) != (ssize_t)sizeof(k)) {
-		struct timespec rt, mt;
-		clock_gettime(CLOCK_REALTIME, &rt);
-		clock_gettime(CLOCK_MONOTONIC, &mt);
-		unsigned char mix[64];
-		uint64_t parts[] = { (uint64_t)rt.tv_sec, (uint64_t)rt.tv_nsec,
-		    (uint64_t)mt.tv_sec, (uint64_t)mt.tv_nsec, (uint64_t)getpid(),
-		    (uint64_t)(uintptr_t)c, (uint64_t)(uintptr_t)&rt,
-		    (uint64_t)(uintptr_t)&seed };
-		memcpy(mix, parts, sizeof(mix));
-		k[0] = siphash13(0x0123456789abcdefULL, 0xfedcba9876543210ULL, mix, sizeof(mix));
-		k[1] = siphash13(k[0], 0x9e3779b97f4a7c15ULL, mix, sizeof(mix));
-	}
+	siphash_random_key(k);
 	c->k0 = k[0];
 	c->k1 = k[1];
 }

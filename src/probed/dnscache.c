@@ -75,7 +75,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -83,6 +82,7 @@
 #include <ev.h>
 
 #include "dnscache.h"
+#include "siphash.h"
 #include "log.h"
 #include "resolver.h"
 
@@ -169,7 +169,6 @@ struct dnscache {
 static void dc_enter(struct dnscache *dc);
 static void dc_leave(struct dnscache *dc);
 static void dc_destroy(struct dnscache *dc);
-static uint64_t siphash24(const uint64_t k[2], const unsigned char *in, size_t len);
 static bool make_key(const char *domain, char *key, size_t cap, size_t *len);
 static struct node *node_find(struct dnscache *dc, const char *key, size_t len, uint64_t h);
 static struct node *node_new(struct dnscache *dc, const char *key, size_t len, uint64_t h);
@@ -245,49 +244,6 @@ static const char *
 shown(const char *key, size_t len, char *buf, size_t cap)
 {
 	return log_printable(buf, cap, key, len);
-}
-
-/* ---- SipHash-2-4 (Aumasson, Bernstein): the table's keyed hash --------- */
-
-#define ROTL64(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND do { \
-	v0 += v1; v1 = ROTL64(v1, 13); v1 ^= v0; v0 = ROTL64(v0, 32); \
-	v2 += v3; v3 = ROTL64(v3, 16); v3 ^= v2; \
-	v0 += v3; v3 = ROTL64(v3, 21); v3 ^= v0; \
-	v2 += v1; v1 = ROTL64(v1, 17); v1 ^= v2; v2 = ROTL64(v2, 32); \
-} while (0)
-
-static uint64_t
-siphash24(const uint64_t k[2], const unsigned char *in, size_t len)
-{
-	uint64_t v0 = 0x736f6d6570736575ULL ^ k[0];
-	uint64_t v1 = 0x646f72616e646f6dULL ^ k[1];
-	uint64_t v2 = 0x6c7967656e657261ULL ^ k[0];
-	uint64_t v3 = 0x7465646279746573ULL ^ k[1];
-	uint64_t b = (uint64_t)len << 56;
-	size_t i = 0;
-
-	for (; i + 8 <= len; i += 8) {
-		uint64_t m = 0;
-		for (size_t j = 0; j < 8; j++)
-			m |= (uint64_t)in[i + j] << (8 * j);
-		v3 ^= m;
-		SIPROUND;
-		SIPROUND;
-		v0 ^= m;
-	}
-	for (size_t j = 0; i + j < len; j++)
-		b |= (uint64_t)in[i + j] << (8 * j);
-	v3 ^= b;
-	SIPROUND;
-	SIPROUND;
-	v0 ^= b;
-	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
 }
 
 /*
@@ -912,13 +868,7 @@ dnscache_new(struct ev_loop *loop, struct resolver *r, const struct dnscache_par
 	dc->loop = loop;
 	dc->r = r;
 	dc->p = *p;
-	if (getrandom(dc->hash_key, sizeof(dc->hash_key), GRND_NONBLOCK) !=
-	    (ssize_t)sizeof(dc->hash_key)) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		dc->hash_key[0] = (uint64_t)ts.tv_sec * 1000000007ULL ^ (uint64_t)ts.tv_nsec;
-		dc->hash_key[1] = (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)dc;
-	}
+	siphash_random_key(dc->hash_key);
 	ev_timer_init(&dc->ready_timer, ready_cb, 0., 0.);
 	dc->ready_timer.data = dc;
 	log_debug("dnscache new min_ttl=%u max_ttl=%u negative_ttl=%u stale_ttl=%u max_entries=%zu",
@@ -1034,7 +984,7 @@ dnscache_mx(struct dnscache *dc, const char *domain, unsigned max_mx, resolver_m
 		return q;
 	}
 
-	uint64_t h = siphash24(dc->hash_key, (const unsigned char *)key, klen);
+	uint64_t h = siphash13(dc->hash_key[0], dc->hash_key[1], key, klen);
 	n = node_find(dc, key, klen, h);
 	if (n != NULL && n->ans != NULL) {
 		if (now < n->expires) {
@@ -1122,7 +1072,7 @@ dnscache_forget(struct dnscache *dc, const char *domain)
 
 	if (!make_key(domain, key, sizeof(key), &klen))
 		return false;
-	n = node_find(dc, key, klen, siphash24(dc->hash_key, (const unsigned char *)key, klen));
+	n = node_find(dc, key, klen, siphash13(dc->hash_key[0], dc->hash_key[1], key, klen));
 	if (n == NULL)
 		return false;
 	had = n->ans != NULL;
@@ -1150,7 +1100,7 @@ dnscache_peek(struct dnscache *dc, const char *domain, long *age, long *ttl_left
 
 	if (!make_key(domain, key, sizeof(key), &klen))
 		return NULL;
-	n = node_find(dc, key, klen, siphash24(dc->hash_key, (const unsigned char *)key, klen));
+	n = node_find(dc, key, klen, siphash13(dc->hash_key[0], dc->hash_key[1], key, klen));
 	if (n == NULL || n->ans == NULL || (now >= n->expires && !node_stale_ok(dc, n, now)))
 		return NULL;
 	if (dc->peek == NULL && (dc->peek = malloc(sizeof(*dc->peek))) == NULL)

@@ -51,7 +51,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -59,6 +58,7 @@
 #include <lmdb.h>
 
 #include "log.h"
+#include "siphash.h"
 #include "store.h"
 
 /* Overridable so that the unit test can start from a tiny map and make the
@@ -110,7 +110,7 @@ struct store {
 	size_t nbucket;             /* a power of two */
 	size_t count;               /* queued operations */
 	size_t bytes;               /* their keys and values */
-	uint8_t seed[16];
+	uint64_t seed[2];           /* the queue's hash key */
 	time_t auto_flush_after;    /* no synchronous flush before, after a failure */
 	bool loading;               /* inside store_load's read transaction */
 };
@@ -119,7 +119,6 @@ enum open_result { OPEN_FAILED = -1, OPEN_OK = 0, OPEN_UNUSABLE = 1 };
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static uint64_t siphash24(const uint8_t key[16], const unsigned char *in, size_t len);
 static bool lmdb_damaged(int rc);
 static int rename_noreplace(const char *from, const char *to);
 static int store_move_aside(struct store *s, const char *why, const char *then, char *err,
@@ -156,55 +155,6 @@ seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
-}
-
-/* SipHash-2-4 (Aumasson and Bernstein), little-endian reading of input. */
-#define ROTL64(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND do { \
-	v0 += v1; v1 = ROTL64(v1, 13); v1 ^= v0; v0 = ROTL64(v0, 32); \
-	v2 += v3; v3 = ROTL64(v3, 16); v3 ^= v2; \
-	v0 += v3; v3 = ROTL64(v3, 21); v3 ^= v0; \
-	v2 += v1; v1 = ROTL64(v1, 17); v1 ^= v2; v2 = ROTL64(v2, 32); \
-} while (0)
-
-static uint64_t
-load64le(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static uint64_t
-siphash24(const uint8_t key[16], const unsigned char *in, size_t len)
-{
-	uint64_t k0 = load64le(key), k1 = load64le(key + 8);
-	uint64_t v0 = k0 ^ 0x736f6d6570736575ULL, v1 = k1 ^ 0x646f72616e646f6dULL;
-	uint64_t v2 = k0 ^ 0x6c7967656e657261ULL, v3 = k1 ^ 0x7465646279746573ULL;
-	uint64_t m, b = (uint64_t)len << 56;
-	size_t i, tail = len & 7;
-
-	for (i = 0; i + 8 <= len; i += 8) {
-		m = load64le(in + i);
-		v3 ^= m;
-		SIPROUND;
-		SIPROUND;
-		v0 ^= m;
-	}
-	for (size_t j = 0; j < tail; j++)
-		b |= (uint64_t)in[i + j] << (8 * j);
-	v3 ^= b;
-	SIPROUND;
-	SIPROUND;
-	v0 ^= b;
-	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
 }
 
 /* The errors that say "this file is not (any more) a store of ours", as
@@ -617,18 +567,7 @@ store_open(const char *state_dir, char *err, size_t errlen)
 	    STORE_FILE);
 	snprintf(s->lock_path, dlen + sizeof("/" STORE_FILE STORE_LOCK_SUFFIX), "%s%s",
 	    s->path, STORE_LOCK_SUFFIX);
-	if (getrandom(s->seed, sizeof(s->seed), GRND_NONBLOCK) != (ssize_t)sizeof(s->seed)) {
-		/* Early boot without entropy: weaker, still per-process. */
-		struct timespec ts;
-		uint64_t mix;
-
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		mix = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^
-		    ((uint64_t)getpid() << 40) ^ (uint64_t)(uintptr_t)s;
-		memcpy(s->seed, &mix, sizeof(mix));
-		mix = siphash24(s->seed, (const unsigned char *)&ts, sizeof(ts));
-		memcpy(s->seed + 8, &mix, sizeof(mix));
-	}
+	siphash_random_key(s->seed);
 	if (store_start(s, err, errlen) < 0)
 		goto fail;
 	return s;
@@ -721,7 +660,7 @@ static int
 queue_add(struct store *s, enum store_table t, enum op_kind kind, const void *key,
     size_t klen, const void *val, size_t vlen)
 {
-	uint64_t h = siphash24(s->seed, key, klen) + (uint64_t)t;
+	uint64_t h = siphash13(s->seed[0], s->seed[1], key, klen) + (uint64_t)t;
 	struct op **pp = queue_slot(s, t, key, klen, h);
 	struct op *o;
 
