@@ -183,10 +183,6 @@ cmd_verify(struct ctl_slot *slot, const struct ctl_request *req)
 
 	if (!syntax_ok(slot, req))
 		return COMMANDS_CONTINUE;
-	if (cmds.engine == NULL) {
-		reply_reason(slot, req, REASON_NOT_CACHED, NULL);
-		return COMMANDS_CONTINUE;
-	}
 	struct pending_verify *pv = malloc(sizeof(*pv) + req->arg_len + 1);
 	if (pv == NULL) {
 		reply_reason(slot, req, REASON_BUSY, "out of memory");
@@ -222,10 +218,6 @@ cmd_check(struct ctl_slot *slot, const struct ctl_request *req)
 
 	if (!syntax_ok(slot, req))
 		return COMMANDS_CONTINUE;
-	if (cmds.engine == NULL) {
-		reply_reason(slot, req, REASON_NOT_CACHED, NULL);
-		return COMMANDS_CONTINUE;
-	}
 	engine_check(cmds.engine, req->arg, req->arg_len, &r);
 	reply_result(slot, req->arg, req->arg_len, &r);
 	return COMMANDS_CONTINUE;
@@ -240,13 +232,6 @@ cmd_domain(struct ctl_slot *slot, const struct ctl_request *req)
 
 	if (e != ADDRESS_OK) {
 		reply_error(slot, "bad_argument", address_strerror(e));
-		return COMMANDS_CONTINUE;
-	}
-	if (cmds.engine == NULL) {
-		static const char *const kv[] = { "cached", "no", NULL };
-		char subject[ADDRESS_DOMAIN_MAX + 1];
-		snprintf(subject, sizeof(subject), "%.*s", (int)req->arg_len, req->arg);
-		reply(slot, buf, ctl_fmt_line(buf, sizeof(buf), "domain", subject, kv));
 		return COMMANDS_CONTINUE;
 	}
 	reply(slot, buf, engine_domain(cmds.engine, req->arg, req->arg_len, buf, sizeof(buf)));
@@ -267,9 +252,7 @@ cmd_forget(struct ctl_slot *slot, const struct ctl_request *req)
 		reply_error(slot, "bad_argument", address_strerror(e));
 		return COMMANDS_CONTINUE;
 	}
-	size_t dropped = cmds.engine != NULL ?
-	    engine_forget(cmds.engine, req->arg, req->arg_len) : 0;
-	snprintf(n, sizeof(n), "%zu", dropped);
+	snprintf(n, sizeof(n), "%zu", engine_forget(cmds.engine, req->arg, req->arg_len));
 	const char *kv[] = { "n", n, NULL };
 	reply(slot, buf, ctl_fmt_line(buf, sizeof(buf), "forgotten", NULL, kv));
 	return COMMANDS_CONTINUE;
@@ -279,13 +262,10 @@ static enum commands_next
 cmd_stats(struct ctl_slot *slot, const struct ctl_request *req)
 {
 	char buf[COMMANDS_REPLY_MAX];
-
 	struct engine_counters ec;
 
-	if (cmds.engine != NULL)
-		engine_counters(cmds.engine, &ec);
-	reply(slot, buf, stats_format(buf, sizeof(buf), cmds.engine ? &ec : NULL,
-	    cmds.engine ? engine_inflight(cmds.engine) : 0));
+	engine_counters(cmds.engine, &ec);
+	reply(slot, buf, stats_format(buf, sizeof(buf), &ec, engine_inflight(cmds.engine)));
 	return COMMANDS_CONTINUE;
 }
 

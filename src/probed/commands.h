@@ -22,7 +22,7 @@ enum commands_next {
 	COMMANDS_CLOSE,     /* QUIT: answer, then close; later lines are ignored */
 };
 
-/* The engine the verbs ask (NULL: none; VERIFY then answers not_cached). */
+/* The engine the verbs ask: set before the control socket accepts anyone. */
 void commands_configure(struct ev_loop *loop, struct engine *e);
 /* SIGTERM: every VERIFY still probing is answered now (reason=pending) and
  * its probe cancelled, so clients drain without waiting for the network. */
