@@ -303,19 +303,29 @@ flight_free(struct flight *f)
 	free(f);
 }
 
+/* Call back a detached list of waiters.  Detached first, so that a
+ * request made from inside a callback joins afresh instead of hearing
+ * this answer. */
 static void
-answer_waiters(struct flight *f, const struct ctl_result *r)
+call_waiters(struct engine_waiter *w, const struct ctl_result *r)
 {
-	while (f->waiters != NULL) {
-		struct engine_waiter *w = f->waiters;
-		f->waiters = w->next;
-		if (f->waiters != NULL)
-			f->waiters->prev = NULL;
+	while (w != NULL) {
+		struct engine_waiter *next = w->next;
 		engine_cb cb = w->cb;
 		void *arg = w->arg;
 		free(w);
 		cb(r, arg);
+		w = next;
 	}
+}
+
+static void
+answer_waiters(struct flight *f, const struct ctl_result *r)
+{
+	struct engine_waiter *w = f->waiters;
+
+	f->waiters = NULL;
+	call_waiters(w, r);
 }
 
 static void
@@ -377,14 +387,7 @@ flight_answer(struct flight *f)
 		struct engine_waiter *w = f->waiters;
 		f->waiters = NULL;
 		flight_free(f);
-		while (w != NULL) {
-			struct engine_waiter *next = w->next;
-			engine_cb cb = w->cb;
-			void *arg = w->arg;
-			free(w);
-			cb(&r, arg);
-			w = next;
-		}
+		call_waiters(w, &r);
 		return;
 	}
 	answer_waiters(f, &r); /* still waiting for its retry */
