@@ -94,6 +94,13 @@ struct engine {
 	struct hmap forming;
 	struct forming *batches;
 	ev_timer flush;
+	/* Group commit: verdicts settled during one loop iteration wait here,
+	 * and commit() writes them in one transaction just before the loop
+	 * sleeps again (an ev_prepare), then answers them.  Under load one
+	 * fdatasync (~4 ms here) then serves every batch that ended meanwhile,
+	 * not one batch each. */
+	struct flight *uncommitted, **uncommitted_tail;
+	ev_prepare commit_w;
 	struct {
 		unsigned positive_ttl, negative_ttl, tempfail_ttl, catch_all_ttl;
 		unsigned positive_refresh, negative_refresh;
@@ -514,18 +521,49 @@ on_batch_done(struct verify_batch *b, const struct verify_domain_news *news, voi
 
 	learn(e, domain, news, now);
 	/* Commit before anyone hears a verdict: what a client was told
-	 * survives kill -9.  One commit for the whole batch. */
+	 * survives kill -9.  Final verdicts wait for the group commit; a
+	 * flight coming back for a greylisting retry is answered now (its
+	 * "greylisted" is no verdict to lose, and it stays findable, so a
+	 * new waiter must not join it between here and the commit). */
+	while (settled != NULL) {
+		struct flight *next = settled->settled;
+		if (settled->final) {
+			settled->settled = NULL;
+			*e->uncommitted_tail = settled;
+			e->uncommitted_tail = &settled->settled;
+		} else {
+			flight_answer(settled);
+		}
+		settled = next;
+	}
+	if (e->uncommitted != NULL && !ev_is_active(&e->commit_w))
+		ev_prepare_start(e->loop, &e->commit_w);
+}
+
+/* The group commit (see struct engine): one transaction for everything
+ * settled since the loop last slept, then the answers. */
+static void
+on_commit(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct engine *e = w->data;
+
+	ev_prepare_stop(loop, w);
 	if (e->store != NULL && store_pending(e->store) > 0) {
-		ev_timer_stop(e->loop, &e->flush);
+		ev_timer_stop(loop, &e->flush);
+		e->n.commits++;
 		if (store_flush(e->store) != 0) {
 			e->n.store_errors++;
 			schedule_flush(e);
 		}
 	}
-	while (settled != NULL) {
-		struct flight *next = settled->settled;
-		flight_answer(settled);
-		settled = next;
+	/* Detached first: an answer's callback may settle more flights. */
+	struct flight *f = e->uncommitted;
+	e->uncommitted = NULL;
+	e->uncommitted_tail = &e->uncommitted;
+	while (f != NULL) {
+		struct flight *next = f->settled;
+		flight_answer(f);
+		f = next;
 	}
 }
 
@@ -886,6 +924,11 @@ engine_new(struct ev_loop *loop, const struct config *cfg, char *err, size_t err
 	params_from(cfg, &dp, &pp);
 	ev_timer_init(&e->flush, on_flush, STORE_FLUSH_INTERVAL, 0.);
 	e->flush.data = e;
+	ev_prepare_init(&e->commit_w, on_commit);
+	e->commit_w.data = e;
+	/* After every other prepare watcher: the loop is about to sleep. */
+	ev_set_priority(&e->commit_w, EV_MINPRI);
+	e->uncommitted_tail = &e->uncommitted;
 	if (hmap_init(&e->flights) != 0 || hmap_init(&e->forming) != 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -965,6 +1008,13 @@ engine_free(struct engine *e)
 	}
 	if (e->flights.buckets != NULL)
 		hmap_each(&e->flights, free_flight_node, e);
+	/* Settled but not yet answered: out of the flights table already. */
+	while (e->uncommitted != NULL) {
+		struct flight *f = e->uncommitted;
+		e->uncommitted = f->settled;
+		flight_free(f);
+	}
+	ev_prepare_stop(e->loop, &e->commit_w);
 	ev_timer_stop(e->loop, &e->flush);
 	if (e->store != NULL)
 		store_close(e->store);

@@ -30,7 +30,7 @@ struct engine_counters {
 	uint64_t cache_hits, cache_misses, cache_entries, cache_evictions;
 	uint64_t coalesced, busy, refreshes, greylist_retries;
 	uint64_t flights, batches, sessions, rcpts, dns_queries, dns_cache_hits;
-	uint64_t domains, store_errors, backoffs;
+	uint64_t domains, store_errors, backoffs, commits;
 };
 
 /* Opens state_dir's store and loads it; NULL with err on failure. */

@@ -75,6 +75,7 @@ stats_format(char *out, size_t cap, const struct engine_counters *engine, size_t
 		ADD("domains", engine->domains);
 		ADD("backoffs", engine->backoffs);
 		ADD("store_errors", engine->store_errors);
+		ADD("commits", engine->commits);
 	}
 	for (unsigned r = 0; r < REASON__COUNT; r++)
 		if (stats.reasons[r] > 0)

@@ -847,7 +847,7 @@ def stats_counters(c):
     for k in ("requests", "verify", "check", "cache_hits", "cache_misses",
               "probes", "sessions", "rcpts", "dns_queries", "dns_cache_hits",
               "coalesced", "busy", "batches", "inflight", "refreshes",
-              "greylist_retries", "backoffs", "cache_entries"):
+              "greylist_retries", "backoffs", "cache_entries", "commits"):
         c.check(isinstance(st.get(k), int), "STATS has %s" % k, repr(st))
     verbs = ("verify", "check", "domain", "forget", "stats", "ping", "quit")
     c.eq(st.get("requests"), sum(st.get(v, 0) for v in verbs),
@@ -857,6 +857,8 @@ def stats_counters(c):
     c.eq(st.get("cache_hits"), 2, "cache_hits=2 (second VERIFY, CHECK alice)")
     c.eq(st.get("cache_misses"), 4, "cache_misses=4 (3 probing VERIFYs, CHECK bob)")
     c.eq(st.get("probes"), 3, "probes=3")
+    c.eq(st.get("commits"), 3, "commits=3: batches that end apart commit "
+         "apart (one group commit each, before its answer)")
     c.eq(st.get("cache_entries"), 3, "cache_entries=3")
     c.eq(st.get("reason_accepted"), 4, "reason_accepted=4")
     c.eq(st.get("reason_no_such_user"), 1, "reason_no_such_user=1")
