@@ -317,7 +317,13 @@ ctl_parse_request(const char *line, size_t len, struct ctl_request *req,
 void
 ctl_result_init(struct ctl_result *r, enum reason reason)
 {
-	memset(r, 0, sizeof(*r));
+	/* Field by field, not memset: the struct is ~800 octets of buffers
+	 * that only need their first octet cleared, and a cache hit pays for
+	 * this on every answer. */
+	r->code = 0;
+	r->enhanced[0] = '\0';
+	r->mx[0] = '\0';
+	r->text[0] = '\0';
 	r->reason = reason;
 	r->verdict = reason_verdict(reason);
 	r->catch_all = TRI_UNKNOWN;
@@ -385,6 +391,18 @@ value_is_token(const char *v, size_t n)
 	return true;
 }
 
+/* How many leading octets of a[0..n) go out as they are, whatever the
+ * quoting state: not a control octet, not white space, not '"' or '\\'. */
+static size_t
+plain_run(const char *a, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && !is_ctl(a[i]) && !is_ws(a[i]) && a[i] != '"' && a[i] != '\\')
+		i++;
+	return i;
+}
+
 static void
 put_value(struct wr *w, const char *v, size_t n, bool force_quote)
 {
@@ -396,6 +414,12 @@ put_value(struct wr *w, const char *v, size_t n, bool force_quote)
 	}
 	put_char(w, '"');
 	for (size_t i = 0; i < n; i++) {
+		size_t run = plain_run(v + i, n - i);
+		if (run > 0) {
+			put(w, v + i, run);
+			i += run - 1;
+			continue;
+		}
 		if (v[i] == '"' || v[i] == '\\') {
 			put_char(w, '\\');
 			put_char(w, v[i]);
@@ -421,6 +445,14 @@ put_addr(struct wr *w, const char *a, size_t n)
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
+		/* Plain runs change no state: copied whole (the common case is
+		 * an address that is one run). */
+		size_t run = escaped ? 0 : plain_run(a + i, n - i);
+		if (run > 0) {
+			put(w, a + i, run);
+			i += run - 1;
+			continue;
+		}
 		char c = a[i];
 
 		if (is_ctl(c) || (!quoted && is_ws(c)))
