@@ -9,7 +9,8 @@
  *
  * VERIFY asks the engine: a cached verdict answers at once; otherwise the
  * answer comes when the probe ends, or at the request's timeout= with
- * reason=pending while the probe runs on into the cache.  CHECK, DOMAIN
+ * reason=pending while the probe runs on into the cache.  Once probed is
+ * stopping, VERIFY starts no probe: the cache answers, or pending.  CHECK, DOMAIN
  * and FORGET read or drop the engine's knowledge and never probe.
  */
 #include "autoconfig.h"
@@ -51,6 +52,7 @@ static struct {
 	struct ev_loop *loop;
 	struct engine *engine;
 	struct pending_verify *pending;
+	bool stopping;            /* commands_shutdown() ran: start no probe */
 } cmds;
 
 static const verb_handler handlers[CTL__VERB_COUNT] = {
@@ -183,6 +185,21 @@ cmd_verify(struct ctl_slot *slot, const struct ctl_request *req)
 
 	if (!syntax_ok(slot, req))
 		return COMMANDS_CONTINUE;
+	if (cmds.stopping) {
+		/* Lines read before SIGTERM are still being answered; a probe
+		 * started now would hold the client until the drain timeout
+		 * closes it unanswered.  Answer like the VERIFYs that were
+		 * waiting: from the cache, or pending. */
+		if (!req->fresh) {
+			engine_check(cmds.engine, req->arg, req->arg_len, &now);
+			if (now.reason != REASON_NOT_CACHED) {
+				reply_result(slot, req->arg, req->arg_len, &now);
+				return COMMANDS_CONTINUE;
+			}
+		}
+		reply_reason(slot, req, REASON_PENDING, "probed is stopping");
+		return COMMANDS_CONTINUE;
+	}
 	struct pending_verify *pv = malloc(sizeof(*pv) + req->arg_len + 1);
 	if (pv == NULL) {
 		reply_reason(slot, req, REASON_BUSY, "out of memory");
@@ -293,6 +310,7 @@ commands_configure(struct ev_loop *loop, struct engine *e)
 void
 commands_shutdown(void)
 {
+	cmds.stopping = true;
 	while (cmds.pending != NULL) {
 		struct pending_verify *pv = cmds.pending;
 		engine_waiter_cancel(pv->waiter);

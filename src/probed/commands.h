@@ -24,8 +24,9 @@ enum commands_next {
 
 /* The engine the verbs ask: set before the control socket accepts anyone. */
 void commands_configure(struct ev_loop *loop, struct engine *e);
-/* SIGTERM: every VERIFY still probing is answered now (reason=pending) and
- * its probe cancelled, so clients drain without waiting for the network. */
+/* SIGTERM: every VERIFY still probing is answered now (reason=pending), and
+ * every VERIFY read afterwards is answered from the cache or pending without
+ * starting a probe, so clients drain without waiting for the network. */
 void commands_shutdown(void);
 
 /* Parse and answer one request line (terminator removed). */

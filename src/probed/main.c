@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -49,6 +50,13 @@
 #include "engine.h"
 
 #define EXIT_USAGE 64 /* sysexits.h EX_USAGE */
+
+/* Descriptors kept back from control clients: stdio, the journal, the
+ * listener, the resolver and the store, plus a quarter of the limit for
+ * SMTP sessions -- a crowd of clients must not make every probe fail with
+ * EMFILE (and cache that as connect_failed). */
+#define FD_RESERVE_FIXED 32
+#define NOFILE_RAISE_MAX 1048576
 
 /* Who probed runs as once start-up is over. */
 struct identity {
@@ -68,6 +76,7 @@ struct daemon {
 	struct engine *engine;
 	ev_signal sigterm, sigint, sighup;
 	bool stopping;
+	rlim_t nofile;           /* RLIMIT_NOFILE once raised */
 };
 
 static void
@@ -126,11 +135,50 @@ on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	control_shutdown(d->ctl, on_shutdown_done, d);
 }
 
+/* The soft RLIMIT_NOFILE, raised to the hard one: systemd and most shells
+ * leave it at 1024 for the sake of select(), which probed does not use. */
+static rlim_t
+nofile_raise(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return RLIM_INFINITY;
+	rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > NOFILE_RAISE_MAX ?
+	    NOFILE_RAISE_MAX : rl.rlim_max;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+		struct rlimit up = { .rlim_cur = want, .rlim_max = rl.rlim_max };
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			rl.rlim_cur = want;
+	}
+	return rl.rlim_cur;
+}
+
+/* limits.max_clients, or fewer when the descriptor limit cannot hold that
+ * many clients and the reserve: clients past it are told busy instead of
+ * waiting in the backlog while accept() fails with EMFILE. */
+static unsigned
+clients_allowed(const struct daemon *d, const struct config *cfg)
+{
+	unsigned want = cfg->limits.max_clients;
+
+	if (d->nofile == RLIM_INFINITY)
+		return want;
+	rlim_t reserve = FD_RESERVE_FIXED + d->nofile / 4;
+	rlim_t room = d->nofile > reserve ? d->nofile - reserve : 1;
+	if (room >= want)
+		return want;
+	log_warning("probed limits.max_clients=%u but RLIMIT_NOFILE=%llu leaves room for "
+	    "%llu clients: more are told busy", want, (unsigned long long)d->nofile,
+	    (unsigned long long)room);
+	return (unsigned)room;
+}
+
 static void
 apply_config(struct daemon *d, const struct config *cfg)
 {
 	log_set_level(cfg->log_level);
-	control_set_max_clients(d->ctl, cfg->limits.max_clients);
+	control_set_max_clients(d->ctl, clients_allowed(d, cfg));
 }
 
 static void
@@ -452,6 +500,7 @@ main(int argc, char **argv)
 		log_notice("probed user=%s ignored: not started as root, running as uid=%lu",
 		    id.user, (unsigned long)geteuid());
 	stats_init();
+	d.nofile = nofile_raise();
 	/* Writes to vanished clients must fail with EPIPE, not kill us. */
 	signal(SIGPIPE, SIG_IGN);
 
@@ -475,7 +524,7 @@ main(int argc, char **argv)
 		.mode = d.cfg->socket_mode,
 		.group = d.cfg->socket_group,
 		.fd = fd,
-		.max_clients = d.cfg->limits.max_clients,
+		.max_clients = clients_allowed(&d, d.cfg),
 	};
 	d.ctl = control_open(d.loop, &cp, err, sizeof(err));
 	if (d.ctl == NULL)

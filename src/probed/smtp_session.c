@@ -81,6 +81,7 @@ struct smtp_session {
 	bool pipelined;         /* the transaction's RCPTs went out with MAIL */
 	bool tried_helo;
 	bool finished;
+	char *names;            /* our copies of helo_name, mail_from, fallback_mail_from */
 	const char *sender;
 	size_t txn[SMTP_MAX_RCPTS];      /* this transaction's RCPTs */
 	size_t txn_n;
@@ -258,10 +259,22 @@ smtp_session_new(const struct smtp_session_params *p, const struct smtp_session_
 		free(s);
 		return NULL;
 	}
+	/* Own copies: the caller's strings may be replaced by a reload (SIGHUP)
+	 * while this session is still waiting for a greeting. */
+	size_t lh = strlen(p->helo_name) + 1, lm = strlen(p->mail_from) + 1,
+	       lf = strlen(p->fallback_mail_from) + 1;
+	if ((s->names = malloc(lh + lm + lf)) == NULL) {
+		linebuf_free(&s->in);
+		free(s);
+		return NULL;
+	}
 	s->p = *p;
+	s->p.helo_name = memcpy(s->names, p->helo_name, lh);
+	s->p.mail_from = memcpy(s->names + lh, p->mail_from, lm);
+	s->p.fallback_mail_from = memcpy(s->names + lh + lm, p->fallback_mail_from, lf);
 	s->ops = ops;
 	s->io = io;
-	s->sender = p->mail_from;
+	s->sender = s->p.mail_from;
 	s->state = SMTP_CONNECT;
 	s->out.failure = SMTP_OK;
 	memset(p->results, 0, p->n_rcpts * sizeof(*p->results));
@@ -279,6 +292,7 @@ smtp_session_free(struct smtp_session *s)
 	if (s == NULL)
 		return;
 	linebuf_free(&s->in);
+	free(s->names);
 	free(s);
 }
 

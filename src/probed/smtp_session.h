@@ -85,6 +85,9 @@ struct smtp_outcome {
 	unsigned extensions;         /* from the last EHLO */
 };
 
+/* The three sender/greeting strings are copied by smtp_session_new() (a
+ * reload may replace the caller's); rcpts and results are borrowed and must
+ * outlive the session. */
 struct smtp_session_params {
 	const char *helo_name;
 	const char *mail_from;          /* "" = null sender */

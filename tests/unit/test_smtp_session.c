@@ -696,6 +696,43 @@ test_timeout_after_target_keeps_answer(void **state)
 	done(f);
 }
 
+/* A reload frees the verifier's helo_name and senders while sessions wait
+ * for their greeting: the session must use the names it was started with. */
+static void
+test_names_outlive_the_caller(void **state)
+{
+	struct smtp_session_params p = params();
+	char *helo = strdup("first.test");
+	char *from = strdup("probe@first.test");
+	char *fallback = strdup("postmaster@first.test");
+
+	assert_non_null(helo);
+	assert_non_null(from);
+	assert_non_null(fallback);
+	p.helo_name = helo;
+	p.mail_from = from;
+	p.fallback_mail_from = fallback;
+	struct fake *f = start(&p);
+	/* What a reload does to the old strings: overwrite, then free. */
+	memset(helo, 'X', strlen(helo));
+	memset(from, 'X', strlen(from));
+	memset(fallback, 'X', strlen(fallback));
+	free(helo);
+	free(from);
+	free(fallback);
+
+	server(f, "220 mx\r\n", "EHLO first.test\r\n");
+	server(f, "250 mx\r\n", "MAIL FROM:<probe@first.test>\r\n");
+	server(f, "553 5.1.7 sender refused\r\n", "MAIL FROM:<postmaster@first.test>\r\n");
+	server(f, "250 ok\r\n", "RCPT TO:<alice@x.test>\r\n");
+	server(f, "550 5.1.1 unknown\r\n", "RCPT TO:<zz9q@x.test>\r\n");
+	server(f, "550 5.1.1 unknown\r\n", "QUIT\r\n");
+	server(f, "221 bye\r\n", "");
+	assert_int_equal(f->out.failure, SMTP_OK);
+	assert_true(f->out.fallback_sender);
+	done(f);
+}
+
 int
 main(void)
 {
@@ -729,6 +766,7 @@ main(void)
 		cmocka_unit_test(test_smtputf8),
 		cmocka_unit_test(test_unsafe_parameters_refused),
 		cmocka_unit_test(test_timeout_after_target_keeps_answer),
+		cmocka_unit_test(test_names_outlive_the_caller),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
