@@ -72,6 +72,14 @@ struct ctl_error {
  *   bad_argument     unexpected extra argument, unknown option, bad timeout=
  * Address syntax is NOT judged here: VERIFY of a bad address is a verdict,
  * not a protocol error.
+ *
+ * The daemon sends these error words besides (doc/protocol.md, "Errors"):
+ *   line_too_long    a request line over CTL_LINE_MAX octets
+ *   busy             limits.max_clients reached; then closed
+ *   not_authorized   the peer is not in socket_allow_users/_groups; then
+ *                    closed, nothing read
+ *   timeout          half a request line past limits.client_idle_timeout;
+ *                    then closed
  */
 bool ctl_parse_request(const char *line, size_t len, struct ctl_request *req,
     struct ctl_error *err) __attribute__((warn_unused_result));

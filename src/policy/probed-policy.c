@@ -81,6 +81,7 @@ enum ask_status {
 	ASK_TIMEOUT,             /* no answer by the deadline */
 	ASK_LOST,                /* the connection broke or closed */
 	ASK_BAD_RESPONSE,        /* not an answer to our VERIFY */
+	ASK_NOT_AUTHORIZED,      /* probed's allow-list refused our user */
 };
 
 static const char *const ask_words[] = {
@@ -89,6 +90,7 @@ static const char *const ask_words[] = {
 	[ASK_TIMEOUT] = "timeout",
 	[ASK_LOST] = "lost",
 	[ASK_BAD_RESPONSE] = "bad_response",
+	[ASK_NOT_AUTHORIZED] = "not_authorized",
 };
 
 /* The connection to probed. */
@@ -99,7 +101,7 @@ struct upstream {
 	                          * mean probed restarted since */
 	bool down;               /* the last attempt failed (log once) */
 	struct linebuf lb;
-	char why[160];           /* detail of the last failure, for the log */
+	char why[256];           /* detail of the last failure, for the log */
 };
 
 /* The answer to one VERIFY, parsed. */
@@ -416,8 +418,13 @@ upstream_connect(struct upstream *up, long deadline)
 			poll(NULL, 0, 10);
 			continue;
 		}
-		snprintf(up->why, sizeof(up->why), "connect %s: %s", up->path,
-		    strerror(errno));
+		if (errno == EACCES || errno == EPERM)
+			snprintf(up->why, sizeof(up->why), "cannot connect to %s: "
+			    "permission denied (is this user in the socket's group or "
+			    "socket_allow_users?)", up->path);
+		else
+			snprintf(up->why, sizeof(up->why), "connect %s: %s", up->path,
+			    strerror(errno));
 		close(fd);
 		return false;
 	}
@@ -565,6 +572,19 @@ ask(struct adapter *a, const char *address, size_t len)
 			return ASK_UNAVAILABLE;
 		reused = up->answered;
 		if (!send_all(up, req, (size_t)n, deadline, &stale)) {
+			/* probed may have said why before it closed (error busy,
+			 * error not_authorized come unasked): read what is here
+			 * already, without waiting. */
+			char why[sizeof(up->why)];
+			bool ignored;
+
+			memcpy(why, up->why, sizeof(why));
+			if (read_answer(up, &a->ans, now_ms(), &ignored) == ASK_OK &&
+			    a->ans.resp.kind == CTL_RESP_ERROR) {
+				st = ASK_OK;
+				break;
+			}
+			memcpy(up->why, why, sizeof(why));
 			upstream_close(up);
 			st = ASK_LOST;
 			if (stale && reused)
@@ -584,6 +604,17 @@ ask(struct adapter *a, const char *address, size_t len)
 		return st;
 	}
 	up->answered = true;
+	if (a->ans.resp.kind == CTL_RESP_ERROR && a->ans.resp.subject_len == 14 &&
+	    memcmp(a->ans.resp.subject, "not_authorized", 14) == 0) {
+		/* Not this request's fault: we may not use probed at all.  The
+		 * next request connects again (once, as every request does), so
+		 * a reload that lets us in is noticed. */
+		snprintf(up->why, sizeof(up->why), "probed refused this user (uid %lu): "
+		    "not in socket_allow_users/socket_allow_groups",
+		    (unsigned long)geteuid());
+		upstream_close(up);
+		return ASK_NOT_AUTHORIZED;
+	}
 	if (a->ans.resp.kind == CTL_RESP_ERROR) {
 		/* `error busy` comes with a close; others leave the
 		 * connection usable, but it costs little to start afresh. */

@@ -8,7 +8,8 @@
  * socket (-s, then $PROBED_SOCKET, then CTL_DEFAULT_SOCKET),
  * the pipelined conversation, and the exit status (design.md):
  *   0 all deliverable (other commands: all succeeded), 1 any undeliverable,
- *   2 otherwise, 64 usage, 69 daemon unreachable.
+ *   2 otherwise, 64 usage, 69 daemon unreachable (also: the socket's
+ *   permissions or probed's allow-list refuse this user; one line says which).
  *
  * Pipelining: the daemon answers in request order and stops reading from a
  * client that leaves too many answers unread, so requests are written with
@@ -404,6 +405,11 @@ connect_daemon(struct client *c)
 	if (connect(c->fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
 		int err = errno;
 
+		/* The socket file's mode, owner and group keep us out. */
+		if (err == EACCES || err == EPERM)
+			fatal(EXIT_UNAVAILABLE, "cannot connect to %s: permission denied "
+			    "(is your user in the socket's group or socket_allow_users?)",
+			    c->socket_path);
 		fatal(EXIT_UNAVAILABLE, "cannot connect to %s: %s%s", c->socket_path,
 		    strerror(err), err == ENOENT || err == ECONNREFUSED ?
 		    " (is probed running?)" : "");
@@ -601,6 +607,13 @@ handle_response(struct client *c, const char *line, size_t len)
 			fputs("busy", stderr);
 		fputs(" (error busy)\n", stderr);
 		exit(EXIT_UNAVAILABLE);
+	}
+	if (parsed && r.kind == CTL_RESP_ERROR && r.subject_len == 14 &&
+	    memcmp(r.subject, "not_authorized", 14) == 0) {
+		/* The allow-list said no before reading anything; the
+		 * connection is closed after this line. */
+		fatal(EXIT_UNAVAILABLE, "probed refused this user (uid %lu): not in "
+		    "socket_allow_users/socket_allow_groups", (unsigned long)geteuid());
 	}
 	if (c->answered_seq == c->sent_seq) {
 		output_malformed(&c->out, line, len, "answer to no request");

@@ -17,6 +17,12 @@
  * out of range instead of taking the wrapped value.  The checks of string
  * values live in config_check.c.
  *
+ * Accounts: the names in socket_allow_users and socket_allow_groups are
+ * looked up here, at every load (resolve_accounts()), so that `probed -t`,
+ * start-up and SIGHUP refuse a name that is no account, and the daemon
+ * never calls NSS while serving.  The other account keys (user, group,
+ * socket_owner, socket_group) are looked up where they are used, at start.
+ *
  * Security: values are validated before they reach the struct; every message
  * quotes values through show(), which makes them printable and bounded, so
  * the error stays one line whatever the file contains.
@@ -27,7 +33,9 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -50,6 +58,7 @@
 #define DNS_MAX_SERVERS 6        /* udns DNS_MAXSERV */
 #define MAX_NETWORKS 1024
 #define MAX_DOMAINS 1024
+#define MAX_ACCOUNTS 1024        /* socket_allow_users, socket_allow_groups */
 
 enum key_type {
 	KT_STRING,
@@ -144,6 +153,15 @@ static const struct key keys[] = {
 	{ .name = "socket_mode", .type = KT_MODE, .off = OFF(socket_mode),
 	  .def_s = "0660", .min = 0, .max = 0777 },
 	STR("socket_group", socket_group, "", false, check_group),
+	STR("socket_owner", socket_owner, "", false, check_user),
+	/* Resolved to IDs at every load (resolve_accounts()); a reload applies
+	 * them to connections accepted after it. */
+	{ .name = "socket_allow_users", .type = KT_STRLIST,
+	  .off = OFF(socket_allow_users), .max = MAX_ACCOUNTS,
+	  .check = check_user, .reloadable = true },
+	{ .name = "socket_allow_groups", .type = KT_STRLIST,
+	  .off = OFF(socket_allow_groups), .max = MAX_ACCOUNTS,
+	  .check = check_group, .reloadable = true },
 	/* Privileges are dropped once, at start-up: restart-only. */
 	STR("user", user, "", false, check_user),
 	STR("group", group, "", false, check_group),
@@ -183,6 +201,8 @@ static const struct key keys[] = {
 	INT("limits.max_inflight", limits.max_inflight, 10000, 1, 1000000),
 	INT("limits.per_host", limits.per_host, 4, 1, 100),
 	INT("limits.max_clients", limits.max_clients, 1024, 1, 65536),
+	INT("limits.client_inflight", limits.client_inflight, 128, 1, 65536),
+	INT("limits.client_idle_timeout", limits.client_idle_timeout, 300, 0, 86400),
 	FLT("limits.domain_rate", limits.domain_rate, 2.0, 0.01, 1000),
 	INT("limits.domain_burst", limits.domain_burst, 5, 1, 1000),
 	FLT("limits.backoff_base", limits.backoff_base, 60.0, 1, 86400),
@@ -633,6 +653,117 @@ walk(struct load *ld, const config_setting_t *group, const char *prefix)
 	return 0;
 }
 
+/* ---- accounts */
+
+static int
+cmp_id(const void *a, const void *b)
+{
+	unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Sort and drop duplicates; returns the new count. */
+static size_t
+ids_unique(unsigned *v, size_t n)
+{
+	size_t o = 0;
+
+	if (n == 0)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_id);
+	for (size_t i = 1; i < n; i++)
+		if (v[i] != v[o])
+			v[++o] = v[i];
+	return o + 1;
+}
+
+/*
+ * Look up every name of one allow list (users when is_user, else groups)
+ * into a sorted array of IDs.  An unknown name is an error naming the key,
+ * the name and its line: the list decides who may use probed, and a
+ * misspelt name that silently matched nobody would lock out the very user
+ * it was meant to let in.
+ */
+static int
+resolve_list(struct load *ld, const config_t *lc, const char *key,
+    const struct strlist *names, bool is_user, unsigned **out, size_t *nout)
+{
+	const config_setting_t *s = config_lookup(lc, key);
+	char shown[80];
+	unsigned *ids;
+
+	*out = NULL;
+	*nout = 0;
+	if (names->n == 0)
+		return 0;
+	if ((ids = calloc(names->n, sizeof(*ids))) == NULL) {
+		fail(ld, 0, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < names->n; i++) {
+		const config_setting_t *e = s != NULL ?
+		    config_setting_get_elem(s, (unsigned)i) : NULL;
+		unsigned line = e != NULL ? config_setting_source_line(e) : 0;
+		const char *name = names->v[i];
+		bool found;
+
+		if (line == 0 && s != NULL)
+			line = config_setting_source_line(s);
+		errno = 0;
+		if (is_user) {
+			struct passwd *pw = getpwnam(name);
+			if ((found = pw != NULL))
+				ids[i] = (unsigned)pw->pw_uid;
+		} else {
+			struct group *gr = getgrnam(name);
+			if ((found = gr != NULL))
+				ids[i] = (unsigned)gr->gr_gid;
+		}
+		if (!found) {
+			/* getpwnam(3): ENOENT, ESRCH and friends also mean
+			 * "no such name"; anything else is the lookup failing. */
+			int e2 = errno;
+			bool lookup_failed = e2 != 0 && e2 != ENOENT && e2 != ESRCH &&
+			    e2 != EBADF && e2 != EPERM;
+
+			if (lookup_failed)
+				fail(ld, line, "key '%s': '%s': cannot look it up: %s",
+				    key, show(name, shown, sizeof(shown)), strerror(e2));
+			else
+				fail(ld, line, "key '%s': '%s' is not a known %s", key,
+				    show(name, shown, sizeof(shown)), is_user ? "user" : "group");
+			free(ids);
+			return -1;
+		}
+	}
+	*out = ids;
+	*nout = ids_unique(ids, names->n);
+	return 0;
+}
+
+static int
+resolve_accounts(struct load *ld, const config_t *lc)
+{
+	struct config *cfg = ld->cfg;
+	unsigned *v;
+	size_t n;
+
+	_Static_assert(sizeof(uid_t) == sizeof(unsigned) && sizeof(gid_t) ==
+	    sizeof(unsigned), "uid_t and gid_t are unsigned int");
+	if (resolve_list(ld, lc, "socket_allow_users", &cfg->socket_allow_users,
+	    true, &v, &n) < 0)
+		return -1;
+	cfg->allow_uids = (uid_t *)v;
+	cfg->n_allow_uids = n;
+	if (resolve_list(ld, lc, "socket_allow_groups", &cfg->socket_allow_groups,
+	    false, &v, &n) < 0)
+		return -1;
+	cfg->allow_gids = (gid_t *)v;
+	cfg->n_allow_gids = n;
+	return 0;
+}
+
 /* Read the whole file, bounded; NULL with *why saying what went wrong. */
 static char *
 read_file(const char *path, size_t *lenp, const char **why)
@@ -807,7 +938,8 @@ config_load(const char *path, char *err, size_t errlen)
 		goto out_lc;
 	}
 	ld.cfg = cfg;
-	if (walk(&ld, config_root_setting(&lc), NULL) < 0) {
+	if (walk(&ld, config_root_setting(&lc), NULL) < 0 ||
+	    resolve_accounts(&ld, &lc) < 0) {
 		config_free(cfg);
 		cfg = NULL;
 	}
@@ -831,6 +963,8 @@ config_free(struct config *cfg)
 		else if (k->type == KT_STRLIST)
 			strlist_free(TARGET(cfg, k, struct strlist));
 	}
+	free(cfg->allow_uids);
+	free(cfg->allow_gids);
 	free(cfg->path);
 	free(cfg);
 }

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #define CONFIG_DEFAULT_PATH SYSCONFDIR "/probed/probed.conf"
 #define EX_CONFIG_STATUS 78 /* sysexits.h EX_CONFIG */
@@ -32,6 +33,16 @@ struct config {
 	char *socket;            /* control socket path */
 	unsigned socket_mode;    /* parsed from an octal string, e.g. "0660" */
 	char *socket_group;      /* "" = the daemon's own group */
+	char *socket_owner;      /* "" = the daemon's own user */
+	/* Who may use the socket beyond its file permissions (empty both: no
+	 * check).  The names as written, and their IDs, resolved by
+	 * config_load() (sorted, no duplicates). */
+	struct strlist socket_allow_users;
+	struct strlist socket_allow_groups;
+	uid_t *allow_uids;
+	size_t n_allow_uids;
+	gid_t *allow_gids;
+	size_t n_allow_gids;
 	char *user;              /* account to run as when started as root */
 	char *group;             /* "" = the user's primary group */
 	char *state_dir;
@@ -68,6 +79,8 @@ struct config {
 		unsigned max_inflight;
 		unsigned per_host;
 		unsigned max_clients;
+		unsigned client_inflight; /* requests read, not yet answered, per client */
+		unsigned client_idle_timeout; /* seconds; 0 = never */
 		double domain_rate;     /* SMTP sessions started per second per domain */
 		unsigned domain_burst;
 		double backoff_base;    /* first backoff after a rate limit; doubles */
@@ -106,6 +119,8 @@ struct config {
 /*
  * Load path into a new config.  On failure returns NULL and writes one line
  * into err: "FILE:LINE: key 'smtp.port': 70000 is out of range 1..65535".
+ * The names in socket_allow_users and socket_allow_groups are looked up
+ * here (getpwnam/getgrnam): a name that does not resolve is an error too.
  */
 struct config *config_load(const char *path, char *err, size_t errlen)
     __attribute__((warn_unused_result));

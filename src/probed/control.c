@@ -14,13 +14,30 @@
  * of toggling watchers ad hoc.
  *
  * LIMITS: a request line is at most CTL_LINE_MAX octets; a client is not read
- * while it has CONTROL_MAX_OUTSTANDING unanswered requests or
+ * while it has limits.client_inflight unanswered requests or
  * CONTROL_OUTPUT_HIGH_WATER unsent octets, so a client that pipelines without
- * reading costs bounded memory.  Past limits.max_clients a new connection is
- * told "error busy" and closed.
+ * reading costs bounded memory.  That is backpressure, never refusal: the
+ * protocol promises one answer per request line, in order, so a request
+ * once sent is never dropped or refused; the client's writes just block
+ * until it reads.  Past limits.max_clients a new connection is told
+ * "error busy" and closed.
  *
- * SECURITY: who may connect is decided by the socket file's mode and group;
- * every request is parsed by the bounded codec and answered, never trusted.
+ * Idle clients: one lazily re-armed timer per client (client_on_idle).
+ * Activity only stamps last_active; the timer, when it fires, re-arms
+ * itself for what is left.  A client is idle when probed is working on
+ * nothing for it (no unanswered request) and it has sent no octet and
+ * taken no octet of its answers for limits.client_idle_timeout seconds;
+ * a client waiting on its own slow VERIFY is never idle.  An idle client
+ * holding half a request line gets "error timeout" for it; any other idle
+ * client is just closed (an unasked line would be read as the answer to
+ * its next request).
+ *
+ * SECURITY: who may connect is decided first by the socket file's mode,
+ * owner and group, then by the allow-list (access.c, socket_allow_users
+ * and socket_allow_groups) from the kernel's credentials of the peer: a
+ * refused peer gets exactly one line, "error not_authorized", and is
+ * closed without a request being read.  Every request is parsed by the
+ * bounded codec and answered, never trusted.
  */
 #include "autoconfig.h"
 
@@ -29,6 +46,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <libgen.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +63,10 @@
 #include "stats.h"
 
 #define ACCEPT_RETRY_DELAY 0.5 /* after EMFILE/ENFILE: let descriptors free up */
+/* Unread input discarded before a close, so that the peer reads our last
+ * line and then EOF: Linux reports ECONNRESET to a peer whose data was
+ * never read.  Bounded: a peer that keeps writing gets its reset. */
+#define CLOSE_DRAIN_MAX (256 * 1024)
 
 enum client_state {
 	CLIENT_OPEN,
@@ -75,6 +97,10 @@ struct client {
 	bool pumping;           /* inside client_pump: replies only queue */
 	ev_io rio, wio;
 	ev_timer kick;          /* an answer came later: pump from the loop */
+	ev_timer idle;          /* named timeout: limits.client_idle_timeout */
+	ev_tstamp last_active;  /* last octet in or out, or last moment probed
+	                         * was working for the client */
+	const char *quit_reason; /* why state QUIT: for the close's log line */
 	struct linebuf in;
 	struct ctl_slot *head, *tail;
 	unsigned outstanding;
@@ -93,6 +119,8 @@ struct control {
 	ev_timer accept_retry;  /* named timeout: resume accepting after EMFILE */
 	ev_timer drain_timer;   /* named timeout: CONTROL_SHUTDOWN_DRAIN_TIMEOUT */
 	unsigned max_clients;
+	struct control_limits limits;
+	struct access_list access;
 	unsigned n_clients;
 	unsigned next_id;
 	struct client *clients;
@@ -191,6 +219,7 @@ ctl_slot_reply(struct ctl_slot *s, const char *line, size_t len)
 		slot_free(s); /* its client left before the answer was ready */
 		return;
 	}
+	c->last_active = ev_now(c->ctl->loop); /* probed worked for it until now */
 	if (s == c->head) {
 		/* The common case: answered in turn, no copy kept. */
 		if (!client_append(c, line, len))
@@ -226,6 +255,7 @@ client_flush(struct client *c)
 		    MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n > 0) {
 			c->out_off += (size_t)n;
+			c->last_active = ev_now(c->ctl->loop);
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -245,7 +275,7 @@ client_flush(struct client *c)
 static bool
 client_has_room(const struct client *c)
 {
-	return c->outstanding < CONTROL_MAX_OUTSTANDING &&
+	return c->outstanding < c->ctl->limits.client_inflight &&
 	    client_unsent(c) < CONTROL_OUTPUT_HIGH_WATER;
 }
 
@@ -271,6 +301,7 @@ client_process(struct client *c)
 		}
 		if (commands_run(s, line, len) == COMMANDS_CLOSE) {
 			c->state = CLIENT_QUIT;
+			c->quit_reason = "quit";
 			log_debug("c%u state=quit", c->id);
 		}
 	}
@@ -289,6 +320,7 @@ client_read(struct client *c)
 	ssize_t n = recv(c->fd, p, avail, MSG_DONTWAIT);
 	if (n > 0) {
 		linebuf_commit(&c->in, (size_t)n);
+		c->last_active = ev_now(c->ctl->loop);
 		return true;
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
@@ -317,6 +349,8 @@ client_pump(struct client *c)
 		return;
 	}
 	c->pumping = false;
+	if (c->outstanding > 0)
+		c->last_active = ev_now(c->ctl->loop); /* probed is working for it */
 	client_collect(c);
 	if (!client_flush(c))
 		return;
@@ -327,7 +361,7 @@ client_pump(struct client *c)
 	    !client_has_room(c);
 
 	if (c->state != CLIENT_OPEN && !unanswered && !unsent && !lines_left) {
-		client_close(c, c->state == CLIENT_QUIT ? "quit" : "drained");
+		client_close(c, c->state == CLIENT_QUIT ? c->quit_reason : "drained");
 		return;
 	}
 
@@ -364,6 +398,64 @@ client_on_kick(struct ev_loop *loop, ev_timer *w, int revents)
 	client_pump(w->data);
 }
 
+/* Answer with one last line (an error) and close once it is written. */
+static void
+client_last_word(struct client *c, const char *reason, const char *text,
+    const char *quit_reason)
+{
+	char line[256];
+	size_t n = ctl_fmt_error(line, sizeof(line), reason, text);
+
+	if (n == 0 || !client_append(c, line, n))
+		log_err("c%u cannot queue error %s", c->id, reason);
+	c->state = CLIENT_QUIT;
+	c->quit_reason = quit_reason;
+	client_pump(c); /* writes it and closes, or waits to write */
+}
+
+static void
+client_idle_timeout(struct client *c, unsigned timeout)
+{
+	size_t unsent = client_unsent(c);
+	bool partial = c->state == CLIENT_OPEN && linebuf_pending(&c->in) > 0 &&
+	    !c->in.skipping;
+	char text[96];
+
+	stats.idle_timeouts++;
+	log_info("c%u idle timeout after %us state=%s partial_line=%s unsent=%zu",
+	    c->id, timeout, client_state_names[c->state], partial ? "yes" : "no",
+	    unsent);
+	if (!partial || unsent > 0) {
+		/* Nothing asked, or answers it does not read: nothing to say
+		 * that it would read. */
+		client_close(c, unsent > 0 ? "idle, answers not read" : "idle");
+		return;
+	}
+	/* Half a request, never finished: that request gets its answer. */
+	snprintf(text, sizeof(text), "no complete request line in %u s", timeout);
+	client_last_word(c, "timeout", text, "idle, partial line");
+}
+
+static void
+client_on_idle(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct client *c = w->data;
+	unsigned timeout = c->ctl->limits.client_idle_timeout;
+	ev_tstamp now = ev_now(loop);
+
+	if (timeout == 0)
+		return; /* switched off by a reload: stays stopped */
+	if (c->outstanding > 0)
+		c->last_active = now;
+	ev_tstamp left = c->last_active + timeout - now;
+	if (left > 0) {
+		ev_timer_set(w, left, 0.);
+		ev_timer_start(loop, w);
+		return;
+	}
+	client_idle_timeout(c, timeout);
+}
+
 /* ---- connection life -------------------------------------------------- */
 
 static void
@@ -376,6 +468,16 @@ client_close(struct client *c, const char *reason)
 	ev_io_stop(ctl->loop, &c->rio);
 	ev_io_stop(ctl->loop, &c->wio);
 	ev_timer_stop(ctl->loop, &c->kick);
+	ev_timer_stop(ctl->loop, &c->idle);
+	/* What the peer sent and we will never read: drop it, so that it
+	 * reads our last answer and EOF, not ECONNRESET. */
+	for (size_t drained = 0; drained < CLOSE_DRAIN_MAX;) {
+		char sink[4096];
+		ssize_t n = recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT);
+		if (n <= 0)
+			break;
+		drained += (size_t)n;
+	}
 	close(c->fd);
 
 	for (struct ctl_slot *s = c->head, *next; s != NULL; s = next) {
@@ -437,7 +539,15 @@ control_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 			log_err("control accept failed: %s", strerror(errno));
 			return;
 		}
-		if (ctl->n_clients >= ctl->max_clients) {
+
+		/* Who it is comes first: a peer that may not use probed is
+		 * told so, whatever the load (and learns nothing of it). */
+		struct access_peer peer;
+		char why[128] = "";
+		enum access_verdict verdict = access_check(&ctl->access, fd, &peer, why,
+		    sizeof(why));
+
+		if (verdict == ACCESS_ALLOWED && ctl->n_clients >= ctl->max_clients) {
 			stats.clients_refused++;
 			log_notice("control refused connection reason=busy clients=%u max_clients=%u",
 			    ctl->n_clients, ctl->max_clients);
@@ -456,10 +566,14 @@ control_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		c->fd = fd;
 		c->id = ++ctl->next_id;
 		c->state = CLIENT_OPEN;
+		c->quit_reason = "quit";
+		c->last_active = ev_now(loop);
 		ev_io_init(&c->rio, client_on_read, fd, EV_READ);
 		ev_io_init(&c->wio, client_on_write, fd, EV_WRITE);
 		ev_timer_init(&c->kick, client_on_kick, 0., 0.);
-		c->rio.data = c->wio.data = c->kick.data = c;
+		ev_timer_init(&c->idle, client_on_idle,
+		    (ev_tstamp)ctl->limits.client_idle_timeout, 0.);
+		c->rio.data = c->wio.data = c->kick.data = c->idle.data = c;
 		c->next = ctl->clients;
 		if (ctl->clients != NULL)
 			ctl->clients->prev = c;
@@ -467,7 +581,32 @@ control_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		ctl->n_clients++;
 		stats.clients++;
 		stats.clients_total++;
-		log_debug("c%u accept clients=%u", c->id, ctl->n_clients);
+		if (ctl->limits.client_idle_timeout > 0)
+			ev_timer_start(loop, &c->idle);
+		if (verdict != ACCESS_ALLOWED) {
+			char text[128];
+
+			stats.refused_unauthorized++;
+			if (verdict == ACCESS_ERROR) {
+				log_err("c%u refused reason=not_authorized: cannot tell who "
+				    "connected: %s", c->id, why);
+				snprintf(text, sizeof(text), "probed cannot read this "
+				    "connection's credentials");
+			} else {
+				log_warning("c%u refused reason=not_authorized uid=%lu gid=%lu "
+				    "pid=%ld supplementary_groups=%s", c->id,
+				    (unsigned long)peer.uid, (unsigned long)peer.gid,
+				    (long)peer.pid, peer.groups_known ? "checked" :
+				    "unknown");
+				snprintf(text, sizeof(text), "uid %lu is not in "
+				    "socket_allow_users/socket_allow_groups",
+				    (unsigned long)peer.uid);
+			}
+			client_last_word(c, "not_authorized", text, "not_authorized");
+			continue;
+		}
+		log_debug("c%u accept clients=%u uid=%lu pid=%ld", c->id, ctl->n_clients,
+		    (unsigned long)peer.uid, (long)peer.pid);
 		ev_io_start(loop, &c->rio);
 	}
 }
@@ -572,6 +711,18 @@ control_bind(struct control *ctl, const struct control_params *p, char *err, siz
 		    strerror(errno));
 		goto fail;
 	}
+	if (p->owner != NULL && p->owner[0] != '\0') {
+		struct passwd *pw = getpwnam(p->owner);
+		if (pw == NULL) {
+			snprintf(err, errlen, "socket_owner '%s': no such user", p->owner);
+			goto fail;
+		}
+		if (chown(p->path, pw->pw_uid, (gid_t)-1) != 0) {
+			snprintf(err, errlen, "cannot give %s to user %s (socket_owner): %s",
+			    p->path, p->owner, strerror(errno));
+			goto fail;
+		}
+	}
 	if (p->group != NULL && p->group[0] != '\0') {
 		struct group *gr = getgrnam(p->group);
 		if (gr == NULL) {
@@ -611,9 +762,17 @@ control_open(struct ev_loop *loop, const struct control_params *p, char *err, si
 	}
 	ctl->loop = loop;
 	ctl->max_clients = p->max_clients;
+	ctl->limits = p->limits;
+	if (access_list_set(&ctl->access, p->allow_uids, p->n_allow_uids, p->allow_gids,
+	    p->n_allow_gids) != 0) {
+		snprintf(err, errlen, "out of memory");
+		free(ctl);
+		return NULL;
+	}
 	ctl->path = strdup(p->path != NULL ? p->path : "");
 	if (ctl->path == NULL) {
 		snprintf(err, errlen, "out of memory");
+		access_list_free(&ctl->access);
 		free(ctl);
 		return NULL;
 	}
@@ -622,6 +781,7 @@ control_open(struct ev_loop *loop, const struct control_params *p, char *err, si
 		int fl = fcntl(ctl->fd, F_GETFL);
 		if (fl < 0 || fcntl(ctl->fd, F_SETFL, fl | O_NONBLOCK) != 0) {
 			snprintf(err, errlen, "passed socket: %s", strerror(errno));
+			access_list_free(&ctl->access);
 			free(ctl->path);
 			free(ctl);
 			return NULL;
@@ -629,6 +789,7 @@ control_open(struct ev_loop *loop, const struct control_params *p, char *err, si
 	} else {
 		ctl->fd = control_bind(ctl, p, err, errlen);
 		if (ctl->fd < 0) {
+			access_list_free(&ctl->access);
 			free(ctl->path);
 			free(ctl);
 			return NULL;
@@ -651,6 +812,32 @@ void
 control_set_max_clients(struct control *ctl, unsigned max_clients)
 {
 	ctl->max_clients = max_clients;
+}
+
+void
+control_set_limits(struct control *ctl, const struct control_limits *lim)
+{
+	bool idle_changed = lim->client_idle_timeout != ctl->limits.client_idle_timeout;
+
+	ctl->limits = *lim;
+	for (struct client *c = ctl->clients; c != NULL; c = c->next) {
+		/* Each idle timer works out its new deadline at once. */
+		if (idle_changed && lim->client_idle_timeout > 0) {
+			ev_timer_stop(ctl->loop, &c->idle);
+			ev_timer_set(&c->idle, 0., 0.);
+			ev_timer_start(ctl->loop, &c->idle);
+		}
+		/* A higher cap may let a paused client be read again. */
+		if (!ev_is_active(&c->kick))
+			ev_timer_start(ctl->loop, &c->kick);
+	}
+}
+
+int
+control_set_access(struct control *ctl, const uid_t *uids, size_t n_uids,
+    const gid_t *gids, size_t n_gids)
+{
+	return access_list_set(&ctl->access, uids, n_uids, gids, n_gids);
 }
 
 /* ---- shutdown ------------------------------------------------------- */
@@ -728,6 +915,7 @@ control_free(struct control *ctl)
 		client_close(ctl->clients, "exit");
 	control_close_listener(ctl);
 	ev_timer_stop(ctl->loop, &ctl->drain_timer);
+	access_list_free(&ctl->access);
 	free(ctl->path);
 	free(ctl);
 }

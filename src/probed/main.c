@@ -175,10 +175,21 @@ clients_allowed(const struct daemon *d, const struct config *cfg)
 }
 
 static void
+client_limits(const struct config *cfg, struct control_limits *lim)
+{
+	lim->client_inflight = cfg->limits.client_inflight;
+	lim->client_idle_timeout = cfg->limits.client_idle_timeout;
+}
+
+static void
 apply_config(struct daemon *d, const struct config *cfg)
 {
+	struct control_limits lim;
+
 	log_set_level(cfg->log_level);
 	control_set_max_clients(d->ctl, clients_allowed(d, cfg));
+	client_limits(cfg, &lim);
+	control_set_limits(d->ctl, &lim);
 }
 
 static void
@@ -195,9 +206,24 @@ on_reload_signal(struct ev_loop *loop, ev_signal *w, int revents)
 		notify_ready(err);
 		return;
 	}
+	/* The allow-list first: the one step left that can fail without
+	 * having changed anything. */
+	if (control_set_access(d->ctl, cfg->allow_uids, cfg->n_allow_uids,
+	    cfg->allow_gids, cfg->n_allow_gids) != 0) {
+		stats.reload_errors++;
+		snprintf(err, sizeof(err), "out of memory for the socket allow-list");
+		log_err("reload refused: %s", err);
+		config_free(cfg);
+		notify_ready(err);
+		return;
+	}
 	if (engine_reconfigure(d->engine, cfg, err, sizeof(err)) != 0) {
 		stats.reload_errors++;
 		log_err("reload refused: %s", err);
+		/* Put the running allow-list back (it was copied before). */
+		if (control_set_access(d->ctl, d->cfg->allow_uids, d->cfg->n_allow_uids,
+		    d->cfg->allow_gids, d->cfg->n_allow_gids) != 0)
+			log_err("reload: out of memory restoring the socket allow-list");
 		config_free(cfg);
 		notify_ready(err);
 		return;
@@ -370,15 +396,18 @@ socket_dir_for(const char *sock, const struct identity *id, char *err, size_t er
 
 /*
  * The socket was bound as root: make it the daemon's, so that "" in
- * socket_group means the group probed runs as (the one Postfix is added
- * to), as it does when probed binds unprivileged.
+ * socket_owner and socket_group means the user and group probed runs as
+ * (the group Postfix is added to), as it does when probed binds
+ * unprivileged.  A named socket_owner or socket_group was applied by
+ * control_open() already and is left as it is.
  */
 static int
 socket_give(const struct config *cfg, const struct identity *id, char *err, size_t errlen)
 {
+	uid_t uid = cfg->socket_owner[0] == '\0' ? id->uid : (uid_t)-1;
 	gid_t gid = cfg->socket_group[0] == '\0' ? id->gid : (gid_t)-1;
 
-	if (lchown(cfg->socket, id->uid, gid) != 0) {
+	if (lchown(cfg->socket, uid, gid) != 0) {
 		snprintf(err, errlen, "cannot give socket %s to %s: %s", cfg->socket,
 		    id->user, strerror(errno));
 		return -1;
@@ -523,9 +552,22 @@ main(int argc, char **argv)
 		.path = d.cfg->socket,
 		.mode = d.cfg->socket_mode,
 		.group = d.cfg->socket_group,
+		.owner = d.cfg->socket_owner,
 		.fd = fd,
 		.max_clients = clients_allowed(&d, d.cfg),
+		.allow_uids = d.cfg->allow_uids,
+		.n_allow_uids = d.cfg->n_allow_uids,
+		.allow_gids = d.cfg->allow_gids,
+		.n_allow_gids = d.cfg->n_allow_gids,
 	};
+	client_limits(d.cfg, &cp.limits);
+	/* systemd made the socket: probed.socket's SocketMode=, SocketUser=
+	 * and SocketGroup= decide, not ours. */
+	if (fd >= 0 && (d.cfg->socket_owner[0] != '\0' || d.cfg->socket_group[0] != '\0' ||
+	    d.cfg->socket_mode != 0660))
+		log_notice("probed socket_mode, socket_owner and socket_group ignored: "
+		    "systemd passed the socket (set SocketMode=, SocketUser=, "
+		    "SocketGroup= in probed.socket)");
 	d.ctl = control_open(d.loop, &cp, err, sizeof(err));
 	if (d.ctl == NULL)
 		goto fail_early;

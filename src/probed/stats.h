@@ -17,6 +17,8 @@
 	X(clients) \
 	X(clients_total) \
 	X(clients_refused) \
+	X(refused_unauthorized) \
+	X(idle_timeouts) \
 	X(requests) \
 	X(errors) \
 	X(lines_too_long) \

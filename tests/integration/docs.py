@@ -62,7 +62,8 @@ FIXED_KEYS = ("socket", "state_dir", "helo_name", "mail_from",
 # Error reasons the protocol has had since version 1 (doc/protocol.md): the
 # source scan must find at least these, or the scan itself is broken.
 KNOWN_ERRORS = ("empty_request", "unknown_verb", "bad_request",
-                "missing_argument", "bad_argument", "line_too_long", "busy")
+                "missing_argument", "bad_argument", "line_too_long", "busy",
+                "not_authorized")
 
 
 # ---------------------------------------------------------------- files

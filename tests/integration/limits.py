@@ -11,7 +11,10 @@ are all served; past limits.max_clients a connection gets `error busy` and is
 closed, and room comes back when a client leaves; a client that pipelines
 without reading neither starves others nor grows probed's memory, and still
 gets every answer in order once it reads; a client that vanishes mid-response
-harms nobody.
+harms nobody.  limits.client_inflight caps one client's unanswered requests
+by not reading it (never by refusing), while others are served; a client
+idle past limits.client_idle_timeout is closed (with `error timeout` when it
+left half a request line), but one waiting on its own slow VERIFY is not.
 """
 
 import resource
@@ -269,6 +272,104 @@ def vanishing_clients(c):
             is_result(got[i], "unknown", "w%d@example.org" % i, "not_cached")
             for i in range(1000)), "a new client's 1000 pipelined requests are "
             "all answered in order")
+
+
+def stats_read(d, base, polls):
+    """(STATS, requests read since base other than our polls): each STATS
+    counts itself when it is read; polls[0] counts the polls (and PINGs)."""
+    st = d.stats()
+    polls[0] += 1
+    return st, st["requests"] - base["requests"] - polls[0]
+
+
+@suite.case(budget=60)
+def client_inflight(c):
+    # A VERIFY of a domain whose DNS never answers takes 3 x dns.timeout
+    # (udns retries): long enough to watch what probed holds meanwhile.
+    n, cap = 12, 4
+    d = c.probed({"limits": {"client_inflight": cap}, "dns": {"timeout": 1.0},
+                  "log_level": "info"})
+    base = d.stats()
+    polls = [0]
+    reqs = ["VERIFY a@slow%d.example" % i for i in range(n)]
+    slow = d.client()
+    t0 = now()
+    slow.send("".join(r + "\n" for r in reqs))
+    # probed takes the first four at once
+    deadline = now() + T(2.0)
+    while True:
+        st, read = stats_read(d, base, polls)
+        if st.get("inflight", 0) >= cap or now() >= deadline:
+            break
+        time.sleep(0.02)
+    most_inflight, most_read, slowest_ping = 0, 0, 0.0
+    # watch for 1.5 s, well inside the 3 s the first four take
+    while now() - t0 < 2.0:
+        st, read = stats_read(d, base, polls)
+        most_inflight = max(most_inflight, st.get("inflight", 0))
+        most_read = max(most_read, read)
+        t1 = now()
+        ok = ping_ok(d.socket, timeout=1.0)
+        polls[0] += 1       # that PING is a request read too
+        slowest_ping = max(slowest_ping, now() - t1 if ok else 99.0)
+        time.sleep(0.05)
+    c.eq((most_read, most_inflight), (cap, cap),
+         "client_inflight = 4: of 12 pipelined VERIFYs probed reads and works on "
+         "exactly 4 (STATS requests, inflight) while they are pending")
+    c.check(slowest_ping < T(0.5), "meanwhile another client's PING is answered "
+            "(slowest %.3f s)" % slowest_ping)
+    got = slow.readlines(n, timeout=30)
+    took = now() - t0
+    c.check(len(got) == n and all(
+        is_result(got[i], "unknown", "a@slow%d.example" % i, "dns_error")
+        for i in range(n)),
+        "all 12 are answered, in order, none refused or dropped",
+        "\n".join(got))
+    c.check(took >= 3 * 2.9, "answered in waves of 4 (%.1f s for 3 waves of 3 s)"
+            % took)
+    slow.close()
+    st = d.stats()
+    c.eq(st.get("errors"), 0, "no request was answered with an error")
+
+
+@suite.case(budget=40)
+def client_idle_timeout(c):
+    d = c.probed({"limits": {"client_idle_timeout": 1}, "dns": {"timeout": 1.0}})
+    t0 = now()
+    half = d.client()
+    half.send(b"VERIFY a@exa")
+    silent = d.client()
+    busy = d.client()
+    busy.send(b"VERIFY b@slow.example\n")
+    lines, partial = half.read_to_eof(timeout=5)
+    took = now() - t0
+    c.check(len(lines) == 1 and error_reason(lines[0]) == "timeout" and not partial,
+            "half a request line for 1 s: exactly one `error timeout`, then EOF",
+            "got %r partial %r" % (lines, partial))
+    c.check(0.9 <= took < 1.0 + T(1.5), "closed after about 1 s (%.2f s)" % took)
+    lines, partial = silent.read_to_eof(timeout=5)
+    c.check(not lines and not partial, "a client that sent nothing is closed "
+            "without a line (an unasked line would read as the next answer)",
+            "got %r partial %r" % (lines, partial))
+    # activity keeps a client: a PING every 0.4 s for 2 s
+    with d.client() as chatty:
+        answers = []
+        while now() - t0 < 2.8:
+            answers.append(chatty.request("PING"))
+            time.sleep(0.4)
+        c.check(answers and all(a == "pong" for a in answers),
+                "a client sending a request every 0.4 s is kept past 1 s (%d PINGs)"
+                % len(answers), repr(answers))
+    r = busy.readline(timeout=10)
+    c.check(is_result(r, "unknown", "b@slow.example", "dns_error") and now() - t0 > 2.5,
+            "a client waiting 3 s on its own VERIFY is not idle: it gets the answer",
+            repr(r))
+    lines, partial = busy.read_to_eof(timeout=5)
+    c.check(not lines and not partial, "then, idle, it is closed")
+    st = d.stats()
+    c.eq(st.get("idle_timeouts"), 3, "STATS idle_timeouts counts the three")
+    for cl in (half, silent, busy):
+        cl.close()
 
 
 if __name__ == "__main__":

@@ -357,8 +357,8 @@ static void
 test_each_key(void **state)
 {
 	static const char *const restart[] = {
-		"socket", "socket_mode", "socket_group", "user", "group", "state_dir",
-		"dns.servers", "dns.timeout",
+		"socket", "socket_mode", "socket_group", "socket_owner", "user", "group",
+		"state_dir", "dns.servers", "dns.timeout",
 	};
 	static const char *const types[] = {
 		"string", "octal", "enum", "integer", "float", "list", "level",
@@ -368,7 +368,7 @@ test_each_key(void **state)
 	size_t nrestart = 0;
 
 	config_each_key(collect_key, &l);
-	assert_int_equal(l.n, 55);
+	assert_int_equal(l.n, 60);
 	for (size_t i = 0; i < l.n; i++) {
 		bool known_type = false, want_restart = false;
 
@@ -1313,6 +1313,62 @@ test_paths(void **state)
 	config_free(c);
 }
 
+/*
+ * Who may use the socket: socket_owner and the allow lists take account
+ * names; the lists are looked up at load (root exists everywhere), and a
+ * name that is not an account is an error naming the key, the name and
+ * the line of that element.
+ */
+static void
+test_socket_access(void **state)
+{
+	struct config *c = load_ok("");
+
+	assert_string_equal(c->socket_owner, "");
+	assert_int_equal(c->socket_allow_users.n, 0);
+	assert_int_equal(c->socket_allow_groups.n, 0);
+	assert_int_equal(c->n_allow_uids, 0);
+	assert_int_equal(c->n_allow_gids, 0);
+	assert_int_equal(c->limits.client_inflight, 128);
+	assert_int_equal(c->limits.client_idle_timeout, 300);
+	config_free(c);
+
+	c = load_ok("socket_owner = \"root\";\n"
+	    "socket_allow_users = [ \"root\", \"root\" ];\n"
+	    "socket_allow_groups = [ \"root\" ];\n"
+	    "limits: { client_inflight = 4; client_idle_timeout = 0; };\n");
+	assert_string_equal(c->socket_owner, "root");
+	assert_int_equal(c->socket_allow_users.n, 2);
+	assert_string_equal(c->socket_allow_users.v[1], "root");
+	assert_int_equal(c->n_allow_uids, 1);       /* duplicates merged */
+	assert_int_equal(c->allow_uids[0], 0);
+	assert_int_equal(c->n_allow_gids, 1);
+	assert_int_equal(c->allow_gids[0], 0);
+	assert_int_equal(c->limits.client_inflight, 4);
+	assert_int_equal(c->limits.client_idle_timeout, 0);
+	config_free(c);
+
+	expect_error("socket_allow_users = [ \"root\", \"no-such-user-probed-test\" ];\n",
+	    1, "key 'socket_allow_users': 'no-such-user-probed-test' is not a known user");
+	expect_error("log_level = \"info\";\nsocket_allow_groups = [\n\t\"root\",\n"
+	    "\t\"no-such-group-probed-test\",\n\t\"root\"\n];\n", 4,
+	    "key 'socket_allow_groups': 'no-such-group-probed-test' is not a known group");
+	expect_error("socket_allow_users = [ \"mail users\" ];\n", 1,
+	    "key 'socket_allow_users': 'mail users' is not a user name");
+	expect_error("socket_allow_groups = [ \"a:b\" ];\n", 1,
+	    "key 'socket_allow_groups': 'a:b' is not a group name");
+	expect_error("socket_allow_users = \"root\";\n", 1,
+	    "key 'socket_allow_users': expected an array of strings, got a string");
+	expect_error("socket_owner = \"1000\";\n", 1,
+	    "key 'socket_owner': '1000' is not a user name");
+	expect_error("limits: { client_inflight = 0; };\n", 1,
+	    "key 'limits.client_inflight': 0 is out of range 1..65536");
+	expect_error("limits: { client_inflight = 65537; };\n", 1,
+	    "key 'limits.client_inflight': 65537 is out of range 1..65536");
+	expect_error("limits: { client_idle_timeout = 86401; };\n", 1,
+	    "key 'limits.client_idle_timeout': 86401 is out of range 0..86400");
+}
+
 /* user and group: names as passwd(5) and group(5) can hold them. */
 static void
 test_user_and_group(void **state)
@@ -1577,6 +1633,7 @@ main(void)
 		cmocka_unit_test(test_host_names_and_senders),
 		cmocka_unit_test(test_paths),
 		cmocka_unit_test(test_user_and_group),
+		cmocka_unit_test(test_socket_access),
 		cmocka_unit_test(test_levels_and_enums),
 		cmocka_unit_test(test_restart_keys),
 	};
