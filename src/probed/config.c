@@ -678,6 +678,32 @@ ids_unique(unsigned *v, size_t n)
 	return o + 1;
 }
 
+/* The ID the kernel shows for a user (or group) a user namespace does not
+ * map: /proc/sys/kernel/overflowuid (overflowgid), 65534 unless changed. */
+static unsigned
+overflow_id(bool is_user)
+{
+	const char *path = is_user ? "/proc/sys/kernel/overflowuid" :
+	    "/proc/sys/kernel/overflowgid";
+	unsigned long v = 65534;
+	char buf[32];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		ssize_t n = read(fd, buf, sizeof(buf) - 1);
+		if (n > 0) {
+			char *end;
+			buf[n] = '\0';
+			errno = 0;
+			unsigned long x = strtoul(buf, &end, 10);
+			if (errno == 0 && end != buf && x <= UINT_MAX)
+				v = x;
+		}
+		close(fd);
+	}
+	return (unsigned)v;
+}
+
 /*
  * Look up every name of one allow list (users when is_user, else groups)
  * into a sorted array of IDs.  An unknown name is an error naming the key,
@@ -733,6 +759,17 @@ resolve_list(struct load *ld, const config_t *lc, const char *key,
 			else
 				fail(ld, line, "key '%s': '%s' is not a known %s", key,
 				    show(name, shown, sizeof(shown)), is_user ? "user" : "group");
+			free(ids);
+			return -1;
+		}
+		/* Under a user namespace (systemd's PrivateUsers=yes) every
+		 * unmapped peer shows as this ID: listing it would let them all
+		 * in. */
+		if (ids[i] == overflow_id(is_user)) {
+			fail(ld, line, "key '%s': '%s' is the kernel's overflow %s %u, "
+			    "which every unmapped %s shows as in a user namespace: "
+			    "not allowed", key, show(name, shown, sizeof(shown)),
+			    is_user ? "UID" : "GID", ids[i], is_user ? "user" : "group");
 			free(ids);
 			return -1;
 		}

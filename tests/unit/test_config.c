@@ -13,7 +13,9 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1367,6 +1369,28 @@ test_socket_access(void **state)
 	    "key 'limits.client_inflight': 65537 is out of range 1..65536");
 	expect_error("limits: { client_idle_timeout = 86401; };\n", 1,
 	    "key 'limits.client_idle_timeout': 86401 is out of range 0..86400");
+
+	/* The overflow IDs: in a user namespace every unmapped peer shows as
+	 * them, so listing them would let everyone in. */
+	struct passwd *pw = getpwuid(65534);
+	struct group *gr = getgrgid(65534);
+	char text[160], msg[256];
+	if (pw != NULL) {
+		snprintf(text, sizeof(text), "socket_allow_users = [ \"%s\" ];\n",
+		    pw->pw_name);
+		snprintf(msg, sizeof(msg), "key 'socket_allow_users': '%s' is the "
+		    "kernel's overflow UID 65534, which every unmapped user shows as "
+		    "in a user namespace: not allowed", pw->pw_name);
+		expect_error(text, 1, msg);
+	}
+	if (gr != NULL) {
+		snprintf(text, sizeof(text), "socket_allow_groups = [ \"%s\" ];\n",
+		    gr->gr_name);
+		snprintf(msg, sizeof(msg), "key 'socket_allow_groups': '%s' is the "
+		    "kernel's overflow GID 65534, which every unmapped group shows as "
+		    "in a user namespace: not allowed", gr->gr_name);
+		expect_error(text, 1, msg);
+	}
 }
 
 /* user and group: names as passwd(5) and group(5) can hold them. */
