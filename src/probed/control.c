@@ -597,7 +597,7 @@ control_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 				    "pid=%ld supplementary_groups=%s", c->id,
 				    (unsigned long)peer.uid, (unsigned long)peer.gid,
 				    (long)peer.pid, peer.groups_known ? "checked" :
-				    "unknown");
+				    "unchecked");
 				snprintf(text, sizeof(text), "uid %lu is not in "
 				    "socket_allow_users/socket_allow_groups",
 				    (unsigned long)peer.uid);

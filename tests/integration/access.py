@@ -183,6 +183,30 @@ def run_as(user, argv, groups=(), input=None, timeout=10.0):
     return p.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
+POLICY_REQUEST = ("request=smtpd_access_policy\nprotocol_state=RCPT\n"
+                  "client_address=192.0.2.1\nsender=s@example.org\n"
+                  "recipient=r%d@example.org\n\n")
+
+
+def policy_as(c, user, sock, n, name):
+    """probed-policy as user on pipes, n requests: (rc, answers, took, log)."""
+    log = c.path(name + ".log")
+    open(log, "w").close()
+    os.chown(log, user.pw_uid, user.pw_gid)
+    conf = c.write_config(name + ".conf", {
+        "socket": sock, "log_level": "info",
+        "policy": {"wait": 1.0, "skip_networks": [],
+                   "on_error": "DEFER_IF_PERMIT 4.3.0 probed %v: %r"}})
+    os.chmod(conf, 0o644)
+    t0 = now()
+    rc, out, err = run_as(user, [harness.binary("PROBED_POLICY"), "-c", conf, "-L", log],
+                          input=("".join(POLICY_REQUEST % i for i in range(n))).encode())
+    took = now() - t0
+    with open(log) as f:
+        text = f.read()
+    return rc, [x for x in out.split("\n\n") if x], took, text + err
+
+
 def wait_reloads(d, n):
     deadline = now() + T(5)
     while True:
@@ -305,6 +329,15 @@ def clients_explain(c):
     c.check(rc == 69 and err == want and out == "",
             "probectl kept out by the file's permissions: one line, exit 69",
             "exit %d\nstderr %r\nwant   %r" % (rc, err, want))
+    rc, answers, took, text = policy_as(c, b, d.socket, 2, "policy-perm")
+    c.check(rc == 0 and answers == ["action=DEFER_IF_PERMIT 4.3.0 probed error: "
+                                    "unavailable"] * 2,
+            "probed-policy kept out by the file's permissions answers on_error "
+            "(unavailable) at once", "exit %d %r %.2f s" % (rc, answers, took))
+    lines = re.findall(r".*cannot connect to %s: permission denied \(is this user "
+                       r"in the socket's group or socket_allow_users\?\).*"
+                       % re.escape(d.socket), text)
+    c.check(len(lines) == 1, "its log says why in one line, once", text)
     d.stop()
 
     # the allow-list keeps b out: error not_authorized
@@ -322,30 +355,13 @@ def clients_explain(c):
             "exit %d %r %r" % (rc, out, err))
 
     # probed-policy as b: on_error, the reason logged once
-    log = c.path("policy.log")
-    open(log, "w").close()
-    os.chown(log, b.pw_uid, b.pw_gid)
-    conf = c.write_config("policy.conf", {
-        "socket": d.socket, "log_level": "info",
-        "policy": {"wait": 1.0, "skip_networks": [],
-                   "on_error": "DEFER_IF_PERMIT 4.3.0 probed %v: %r"}})
-    os.chmod(conf, 0o644)
-    req = ("request=smtpd_access_policy\nprotocol_state=RCPT\n"
-           "client_address=192.0.2.1\nsender=s@example.org\n"
-           "recipient=r%d@example.org\n\n")
-    t0 = now()
-    rc, out, err = run_as(b, [harness.binary("PROBED_POLICY"), "-c", conf, "-L", log],
-                          input=("".join(req % i for i in range(3))).encode())
-    took = now() - t0
-    answers = [x for x in out.split("\n\n") if x]
+    rc, answers, took, text = policy_as(c, b, d.socket, 3, "policy-list")
     c.check(rc == 0 and answers == ["action=DEFER_IF_PERMIT 4.3.0 probed error: "
                                     "not_authorized"] * 3,
             "probed-policy refused by the allow-list answers on_error (reason "
             "not_authorized) to every request and exits 0 at end of input",
-            "exit %d\n%r\n%s" % (rc, out, err))
+            "exit %d\n%r\n%s" % (rc, answers, text))
     c.check(took < T(3.0), "without waiting for policy.wait (%.2f s)" % took)
-    with open(log) as f:
-        text = f.read()
     lines = re.findall(r".*probed refused this user \(uid %d\): not in "
                        r"socket_allow_users/socket_allow_groups.*" % b.pw_uid, text)
     c.check(len(lines) == 1, "its log says why in one line, once", text)
