@@ -63,9 +63,11 @@
 #include "stats.h"
 
 #define ACCEPT_RETRY_DELAY 0.5 /* after EMFILE/ENFILE: let descriptors free up */
-/* Unread input discarded before a close, so that the peer reads our last
- * line and then EOF: Linux reports ECONNRESET to a peer whose data was
- * never read.  Bounded: a peer that keeps writing gets its reset. */
+/* Unread input a refused peer's close discards, so that it reads "error
+ * not_authorized" and then EOF: Linux reports ECONNRESET to a peer whose
+ * data was never read.  Bounded: a peer that keeps writing gets its reset.
+ * Other closes keep the reset: it tells a client that requests it wrote
+ * were never read. */
 #define CLOSE_DRAIN_MAX (256 * 1024)
 
 enum client_state {
@@ -101,6 +103,7 @@ struct client {
 	ev_tstamp last_active;  /* last octet in or out, or last moment probed
 	                         * was working for the client */
 	const char *quit_reason; /* why state QUIT: for the close's log line */
+	bool drain_on_close;    /* refused: discard its unread input at close */
 	struct linebuf in;
 	struct ctl_slot *head, *tail;
 	unsigned outstanding;
@@ -469,9 +472,9 @@ client_close(struct client *c, const char *reason)
 	ev_io_stop(ctl->loop, &c->wio);
 	ev_timer_stop(ctl->loop, &c->kick);
 	ev_timer_stop(ctl->loop, &c->idle);
-	/* What the peer sent and we will never read: drop it, so that it
-	 * reads our last answer and EOF, not ECONNRESET. */
-	for (size_t drained = 0; drained < CLOSE_DRAIN_MAX;) {
+	/* A refused peer's requests were never to be read: drop them, so
+	 * that it reads our one line and EOF, not ECONNRESET. */
+	for (size_t drained = 0; c->drain_on_close && drained < CLOSE_DRAIN_MAX;) {
 		char sink[4096];
 		ssize_t n = recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT);
 		if (n <= 0)
@@ -602,6 +605,7 @@ control_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 				    "socket_allow_users/socket_allow_groups",
 				    (unsigned long)peer.uid);
 			}
+			c->drain_on_close = true;
 			client_last_word(c, "not_authorized", text, "not_authorized");
 			continue;
 		}
