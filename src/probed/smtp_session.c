@@ -10,13 +10,23 @@
  * Replies are counted against the commands sent (`awaiting`): a reply
  * nobody asked for, or bytes already waiting when a command is about to be
  * sent (a server talking out of turn), is a protocol error rather than
- * being mistaken for the answer to the next command.  After STARTTLS's 220,
+ * being mistaken for the answer to the next command; and since an extra
+ * reply shifts every later one, the session's RCPT answers are forgotten
+ * when that happens (out_of_step()).  After STARTTLS's 220,
  * any byte already buffered is refused too: plaintext injected before the
  * handshake (CVE-2011-0411 and kin) must never be read as a TLS reply.
  *
  * SECURITY: every command is built from parameters checked at creation to
  * hold no CR, LF or NUL; server text is only copied, bounded, never
  * interpreted beyond its code, enhanced code and a few keywords.
+ *
+ * BLIND SPOT: an extra reply is only seen when it is already buffered as
+ * the session is about to speak (or nothing is owed).  One that arrives in
+ * a segment of its own, after its command's real reply was read and the
+ * next command sent, is taken as that command's reply and every later
+ * reply is read one off (the last as QUIT's): SMTP has no sequence
+ * numbers, and waiting before every command would cost a round trip.
+ * Pipelining servers write a group's replies together, which is caught.
  *
  * A transaction is the MAIL and the RCPTs that go with it (`txn`, indices
  * into the caller's list).  With PIPELINING they leave in one write
@@ -204,11 +214,38 @@ send_command(struct smtp_session *s, enum smtp_state to, const char *fmt, ...)
 	transition(s, to, cmd, (size_t)n, 1);
 }
 
+/*
+ * The server said more than it was asked (two replies to one command, a
+ * reply to a command not yet sent): which reply answered which command is
+ * no longer known, and any RCPT answer of this session may be another
+ * command's reply read one off — a 250 meant for MAIL taken as "mailbox
+ * exists".  Forget every RCPT answer of the session and end it at once;
+ * the addresses stay unanswered (protocol_error), never misjudged.
+ */
+static void
+out_of_step(struct smtp_session *s, const char *why)
+{
+	memset(s->p.results, 0, s->p.n_rcpts * sizeof(*s->p.results));
+	s->out.answered = 0;
+	s->out.failure = SMTP_FAIL_PROTOCOL;
+	s->out.state = s->state;
+	memset(&s->out.failure_reply, 0, sizeof(s->out.failure_reply));
+	snprintf(s->out.detail, sizeof(s->out.detail), "%s", why);
+	finish(s);
+}
+
 /* End the conversation: politely with QUIT when the connection is still in
  * step, at once when it is not. */
 static void
 end_session(struct smtp_session *s, enum smtp_failure f, const char *detail, bool usable)
 {
+	/* Nothing is owed, yet the server has more to say: QUIT's reply would
+	 * be one of those lines, and the conversation was out of step. */
+	if (usable && s->awaiting == 0 && s->state != SMTP_QUIT && s->state != SMTP_CONNECT &&
+	    linebuf_pending(&s->in) > 0) {
+		out_of_step(s, "server sent data out of turn");
+		return;
+	}
 	if (s->out.failure == SMTP_OK || f != SMTP_OK) {
 		/* The first failure is the one that explains the outcome. */
 		if (s->out.failure == SMTP_OK) {
@@ -382,7 +419,7 @@ smtp_session_input(struct smtp_session *s, const char *data, size_t len)
 				return;
 			}
 			if (s->awaiting == 0 && s->state != SMTP_QUIT) {
-				end_session(s, SMTP_FAIL_PROTOCOL, "reply nobody asked for", false);
+				out_of_step(s, "reply nobody asked for");
 				return;
 			}
 			enum smtp_reply_status rs = smtp_reply_feed(&s->reply, line, llen, &why);
@@ -416,7 +453,7 @@ in_step(struct smtp_session *s)
 {
 	if (s->awaiting == 0 && linebuf_pending(&s->in) == 0)
 		return true;
-	end_session(s, SMTP_FAIL_PROTOCOL, "server sent data out of turn", false);
+	out_of_step(s, "server sent data out of turn");
 	return false;
 }
 

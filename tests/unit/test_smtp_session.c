@@ -459,6 +459,48 @@ test_out_of_turn_reply(void **state)
 	done(f);
 }
 
+/* A pipelined MAIL answered twice: every later reply is read one off, so
+ * the 250 meant for MAIL would answer the first RCPT.  The extra reply is
+ * seen before QUIT; no RCPT answer of the session may survive. */
+static void
+test_two_replies_to_pipelined_mail(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "250-mx\r\n250 PIPELINING\r\n",
+	    "MAIL FROM:<>\r\nRCPT TO:<alice@x.test>\r\nRCPT TO:<zz9q@x.test>\r\n");
+	server(f, "250 2.1.0 Ok\r\n250 2.1.0 Ok\r\n550 5.1.1 User unknown\r\n"
+	    "550 5.1.1 User unknown\r\n", "");
+	assert_true(f->finished);
+	assert_int_equal(f->out.failure, SMTP_FAIL_PROTOCOL);
+	assert_string_equal(f->out.detail, "server sent data out of turn");
+	assert_int_equal(f->out.answered, 0);
+	assert_false(results[0].answered);
+	assert_false(results[1].answered);
+	done(f);
+}
+
+/* The same in lock step: a second reply to the first RCPT arrives with the
+ * first; the first RCPT's answer is no longer trusted either. */
+static void
+test_two_replies_to_rcpt(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "250 mx\r\n", "MAIL FROM:<>\r\n");
+	server(f, "250 ok\r\n", "RCPT TO:<alice@x.test>\r\n");
+	server(f, "250 2.1.5 ok\r\n550 5.1.1 unknown\r\n", "");
+	assert_true(f->finished);
+	assert_int_equal(f->out.failure, SMTP_FAIL_PROTOCOL);
+	assert_int_equal(f->out.answered, 0);
+	assert_false(results[0].answered);
+	done(f);
+}
+
 static void
 test_malformed_reply(void **state)
 {
@@ -754,6 +796,8 @@ main(void)
 		cmocka_unit_test(test_starttls_required_not_offered),
 		cmocka_unit_test(test_tls_handshake_failure),
 		cmocka_unit_test(test_out_of_turn_reply),
+		cmocka_unit_test(test_two_replies_to_pipelined_mail),
+		cmocka_unit_test(test_two_replies_to_rcpt),
 		cmocka_unit_test(test_malformed_reply),
 		cmocka_unit_test(test_endless_multiline_reply),
 		cmocka_unit_test(test_huge_line),
