@@ -618,16 +618,21 @@ class Net:
         self.dns = DnsServer(DNS_ADDR)
         self.peers = {}
         ctx = make_certs(c) if tls else {}
-        port = 0
-        for name, octet, cls, t in PEERS:
-            if t is not None and not tls:
-                continue
-            p = SmtpPeer(name, NET + str(octet), port, cls, ctx.get(t))
-            port = p.port                   # every peer on the same port
-            self.peers[name] = p
-            self.dns.zone_mx["s-%s.fault" % name] = [(10, p.host)]
+        for attempt in range(5):
+            try:
+                self.port = self.bind_peers(tls, ctx)
+                break
+            except OSError:
+                # the first peer's ephemeral port is taken on another
+                # 127.0.7.x (a concurrent run of this test): another port
+                for p in self.peers.values():
+                    p.lsock.close()
+                self.peers = {}
+        else:
+            raise harness.HardError("no port free on every 127.0.7.x peer address")
+        for p in self.peers.values():
+            self.dns.zone_mx["s-%s.fault" % p.name] = [(10, p.host)]
             self.dns.zone_a[p.host] = p.addr
-        self.port = port
         self.dns.zone_mx["ok.fault"] = [(10, "mx-ok.fault")]
         self.dns.zone_mx["s-refused.fault"] = [(10, "mx-refused.fault")]
         self.dns.zone_a["mx-refused.fault"] = NET + str(REFUSED)
@@ -635,6 +640,18 @@ class Net:
         for p in self.peers.values():
             p.start()
         self.hole = None
+
+    def bind_peers(self, tls, ctx):
+        """Every peer on one port (probed has one smtp.port): the first
+        peer's ephemeral port."""
+        port = 0
+        for name, octet, cls, t in PEERS:
+            if t is not None and not tls:
+                continue
+            p = SmtpPeer(name, NET + str(octet), port, cls, ctx.get(t))
+            port = p.port
+            self.peers[name] = p
+        return port
 
     def black_hole(self):
         if self.hole is None:
