@@ -20,13 +20,18 @@
  * hold no CR, LF or NUL; server text is only copied, bounded, never
  * interpreted beyond its code, enhanced code and a few keywords.
  *
- * BLIND SPOT: an extra reply is only seen when it is already buffered as
- * the session is about to speak (or nothing is owed).  One that arrives in
- * a segment of its own, after its command's real reply was read and the
- * next command sent, is taken as that command's reply and every later
- * reply is read one off (the last as QUIT's): SMTP has no sequence
- * numbers, and waiting before every command would cost a round trip.
- * Pipelining servers write a group's replies together, which is caught.
+ * An extra reply is seen at once when it is already buffered as the
+ * session is about to speak (or nothing is owed).  One that arrives in a
+ * segment of its own, after its command's real reply was read and the next
+ * command sent, is taken as that command's reply and every later reply is
+ * read one off (SMTP has no sequence numbers); the last one then arrives
+ * as QUIT's answer, which must be 221 (or 421, closing), codes no answered
+ * RCPT gets.
+ *
+ * BLIND SPOT: a server that answers QUIT with anything but 221 or 421
+ * (RFC 5321 leaves it no other answer) loses the session's RCPT answers:
+ * protocol_error.  A shift that ends before QUIT (a connection dropped or
+ * timed out after it) is not seen.
  *
  * A transaction is the MAIL and the RCPTs that go with it (`txn`, indices
  * into the caller's list).  With PIPELINING they leave in one write
@@ -713,8 +718,19 @@ handle_reply(struct smtp_session *s)
 		}
 		break;
 	case SMTP_QUIT:
-		if (s->awaiting == 0)
-			finish(s); /* QUIT's own answer, the last one owed */
+		if (s->awaiting > 0)
+			break; /* a pipelined reply still owed, not QUIT's */
+		/* QUIT's answer is 221 (RFC 5321 §4.1.1.10), or 421 from a
+		 * server closing anyway (Postfix past smtpd_hard_error_limit
+		 * answers every command so, QUIT included); no RCPT reply the
+		 * session kept is either.  Anything else here is another
+		 * command's reply read one off: an extra reply came in a
+		 * segment of its own and shifted the RCPT answers too. */
+		if (s->reply.code != 221 && s->reply.code != 421 && s->out.answered > 0) {
+			out_of_step(s, "QUIT answered with another command's reply");
+			return;
+		}
+		finish(s);
 		break;
 	case SMTP_CONNECT:
 	case SMTP_TLS:

@@ -445,6 +445,18 @@ class TwoReplies(Dialogue):
         self.reply("250 2.1.0 Ok")
 
 
+class LateExtraReply(Dialogue):
+    ehlo_keywords = ["ENHANCEDSTATUSCODES"]     # no PIPELINING: lock step
+
+    def do_MAIL(self, arg):
+        # MAIL answered, and answered again a moment later, in a segment
+        # of its own: by then probed has sent the first RCPT
+        Dialogue.do_MAIL(self, arg)
+        self.flush()
+        time.sleep(0.2)
+        self.reply("250 2.1.0 Ok, again")
+
+
 class TwoEhloReplies(Dialogue):
     def do_EHLO(self, arg):
         Dialogue.do_EHLO(self, arg)
@@ -562,6 +574,7 @@ PEERS = [
     ("rcptearly", 18, ReplyBeforeRcpt, None),
     ("tworeplies", 19, TwoReplies, None),
     ("twoehlo", 20, TwoEhloReplies, None),
+    ("lateextra", 24, LateExtraReply, None),
     ("badtls", 21, GarbageTls, None),
     ("selfsigned", 22, TlsPeer, "selfsigned"),
     ("expired", 23, TlsPeer, "expired"),
@@ -862,6 +875,8 @@ def smtp_faults(c, net):
             "protocol_error", 2, text="out of turn"),
         Row("two replies to a pipelined MAIL (unknown mailbox)", d,
             "bob@s-tworeplies.fault", "unknown", "protocol_error", 2),
+        Row("a second reply to MAIL 0.2 s later, alone (unknown mailbox)", d,
+            "bob@s-lateextra.fault", "unknown", "protocol_error", 2),
     ]
     run_matrix(c, rows, d)
     c.check(net.peers["trickle"].trickled < 10,

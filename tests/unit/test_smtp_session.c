@@ -501,6 +501,68 @@ test_two_replies_to_rcpt(void **state)
 	done(f);
 }
 
+/* The extra reply comes in a segment of its own, after the next command
+ * went out: it is taken as that command's reply and the rest shift by one,
+ * until the last RCPT's reply arrives where QUIT's 221 belongs. */
+static void
+test_extra_reply_alone_caught_at_quit(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "250 mx\r\n", "MAIL FROM:<>\r\n");
+	server(f, "250 2.1.0 Ok\r\n", "RCPT TO:<alice@x.test>\r\n");
+	server(f, "250 2.1.0 Ok again\r\n", "RCPT TO:<zz9q@x.test>\r\n");
+	server(f, "550 5.1.1 alice unknown\r\n", "QUIT\r\n");
+	assert_false(f->finished);
+	server(f, "550 5.1.1 zz9q unknown\r\n", "");
+	assert_true(f->finished);
+	assert_int_equal(f->out.failure, SMTP_FAIL_PROTOCOL);
+	assert_int_equal(f->out.answered, 0);
+	assert_false(results[0].answered);
+	assert_false(results[1].answered);
+	done(f);
+}
+
+/* Postfix past smtpd_hard_error_limit answers QUIT (like everything) with
+ * 421: a server closing, not a shifted reply.  The answers stand. */
+static void
+test_quit_answered_421_keeps_answers(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "250-mx\r\n250 PIPELINING\r\n",
+	    "MAIL FROM:<>\r\nRCPT TO:<alice@x.test>\r\nRCPT TO:<zz9q@x.test>\r\n");
+	server(f, "250 2.1.0 Ok\r\n550 5.1.1 unknown\r\n550 5.1.1 unknown\r\n", "QUIT\r\n");
+	server(f, "421 4.7.0 mx Error: too many errors\r\n", "");
+	assert_true(f->finished);
+	assert_int_equal(f->out.failure, SMTP_OK);
+	assert_int_equal(f->out.answered, 2);
+	assert_int_equal(results[0].cls.reason, REASON_NO_SUCH_USER);
+	done(f);
+}
+
+/* A QUIT answered other than 221 by a session that never asked a mailbox
+ * changes nothing: the failure that ended it stands. */
+static void
+test_odd_quit_reply_without_answers(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "250 mx\r\n", "MAIL FROM:<>\r\n");
+	server(f, "550 5.7.1 sender rejected\r\n", "QUIT\r\n");
+	server(f, "250 whatever\r\n", "");
+	assert_true(f->finished);
+	assert_int_equal(f->out.failure, SMTP_FAIL_REPLY);
+	assert_int_equal(f->out.state, SMTP_MAIL);
+	done(f);
+}
+
 static void
 test_malformed_reply(void **state)
 {
@@ -798,6 +860,9 @@ main(void)
 		cmocka_unit_test(test_out_of_turn_reply),
 		cmocka_unit_test(test_two_replies_to_pipelined_mail),
 		cmocka_unit_test(test_two_replies_to_rcpt),
+		cmocka_unit_test(test_extra_reply_alone_caught_at_quit),
+		cmocka_unit_test(test_odd_quit_reply_without_answers),
+		cmocka_unit_test(test_quit_answered_421_keeps_answers),
 		cmocka_unit_test(test_malformed_reply),
 		cmocka_unit_test(test_endless_multiline_reply),
 		cmocka_unit_test(test_huge_line),
