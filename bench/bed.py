@@ -821,7 +821,11 @@ def table(bed, f):
             "< %.0f ms at 1,000,000" % TARGETS["startup_ms"],
             mark(su["ms"] < TARGETS["startup_ms"]) if judged else "n/a (--quick)")
 
-    w = [max(len(r[i]) for r in rows) for i in range(3)]
+    # A long value with no target (the syscall breakdown) may run into the
+    # target column rather than widen the whole table.
+    w = [max(len(r[0]) for r in rows),
+         max([len(r[1]) for r in rows if len(r[1]) <= 64 or r[2]] or [5]),
+         max(len(r[2]) for r in rows)]
     print()
     print("probed bench bed -- %s" % machine())
     print("%s mode; %d smtp-sink peers, %d domains; state_dir on %s; load average "
@@ -838,8 +842,9 @@ def table(bed, f):
     print("Each side, per probe: probe_bound: connect, banner, EHLO, MAIL FROM:<> + "
           "RCPT TO + QUIT\npipelined, close; one RCPT, no DNS, no cache, no store. "
           "probed: the same session\n(max_rcpt_per_session = 1, catch-all status "
-          "warmed before timing: one RCPT per\naddress), plus its caches, "
-          "politeness, classification, the LMDB store and the\ncontrol socket.")
+          "warmed before timing: one RCPT per\naddress) but QUIT after the RCPT "
+          "reply, plus its caches, politeness,\nclassification, the LMDB store "
+          "and the control socket.")
     for n in bed.notes:
         print("note: %s" % n)
 
