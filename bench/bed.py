@@ -39,7 +39,7 @@ issue 8 beside the figures (met / MISSED; figures, never a pass/fail test):
   3. probed's fresh probes, bench/ctl_load keeping 100 / 1,000 / 10,000
      VERIFYs of distinct, never-seen addresses outstanding (100 on each
      control connection: probed reads a client only while it has fewer
-     than 128 unanswered requests).  Each is a fraction of the bound at
+     than limits.client_inflight, default 128, unanswered requests).  Each is a fraction of the bound at
      the same level, and as probes per second of probed's own CPU time
      (steadier than wall-clock rates on a shared machine).  probed's RSS
      is sampled during the 10,000 run: when 10,000 are first in flight

@@ -21,9 +21,10 @@
  * status 0 when every request was answered, 1 when the daemon went away
  * or -t SECONDS passed first, 64 on a usage error.
  *
- * probed reads a client only while it has fewer than 128 unanswered
- * requests (control.c), so a WINDOW above that is held back by the
- * daemon, not by this program: past 128 the figure is probed's own pace.
+ * probed reads a client only while it has fewer than
+ * limits.client_inflight (default 128) unanswered requests, so a WINDOW
+ * above that is held back by the daemon, not by this program: past it the
+ * figure is probed's own pace.
  * The program is written to cost little per request (one snprintf per
  * request into a large buffer, one write and one read per event, lines
  * counted with memchr) so that one core of it outruns probed.
