@@ -39,22 +39,26 @@ issue 8 beside the figures (met / MISSED; figures, never a pass/fail test):
   3. probed's fresh probes, bench/ctl_load keeping 100 / 1,000 / 10,000
      VERIFYs of distinct, never-seen addresses outstanding (100 on each
      control connection: probed reads a client only while it has fewer
-     than limits.client_inflight, default 128, unanswered requests).  Each is a fraction of the bound at
-     the same level, and as probes per second of probed's own CPU time
+     than limits.client_inflight, default 128, unanswered requests).
+     Each is a fraction of the bound at the same level, and as probes
+     per second of probed's own CPU time
      (steadier than wall-clock rates on a shared machine).  probed's RSS
      is sampled during the 10,000 run: when 10,000 are first in flight
      (few verdicts cached yet) and at the run's peak.
-  4. cached answers: VERIFY of the warm-up addresses, pipelined, on one
+  4. first probes of 2,000 domains under cold.bench. that nothing asked
+     before (DNS cold, catch-all unknown), 1,000 in flight: how many come
+     back unknown, and how many DNS answers probed's UDP socket dropped.
+  5. cached answers: VERIFY of the warm-up addresses, pipelined, on one
      connection and on eight (bench/ctl_load).
-  5. `probectl verify -` on 100,000 addresses, wall clock: all cached,
+  6. `probectl verify -` on 100,000 addresses, wall clock: all cached,
      then all fresh (10,000 fresh with --quick).
-  6. syscalls per fresh probe: `strace -c -f -p` over a separate fresh
+  7. syscalls per fresh probe: `strace -c -f -p` over a separate fresh
      run at 1,000 in flight (strace slows probed; that run's rate is not
      reported), total calls / probes.
-  7. probed's peak RSS (VmHWM) over all of the above.
-  8. bench/policy_latency.py (its own probed): what probed-policy adds to
+  8. probed's peak RSS (VmHWM) over all of the above.
+  9. bench/policy_latency.py (its own probed): what probed-policy adds to
      a cache hit, p50 and p99.
-  9. bench/startup.py: start-up with 1,000,000 cached verdicts (100,000
+ 10. bench/startup.py: start-up with 1,000,000 cached verdicts (100,000
      with --quick, where the target is not judged).
 
 Fair comparison: probed asks a domain's catch-all status with a second
@@ -113,6 +117,7 @@ NET = "127.0.6"
 DNS_IP = NET + ".53"
 RUN_AS = "nobody"
 LEVELS = (100, 1000, 10000)
+COLD = 2000             # domains under cold.bench., asked only by the cold run
 PER_CONN = 100          # outstanding VERIFYs per control connection
 
 TARGETS = {
@@ -246,6 +251,9 @@ class Bed:
         for i in range(1, self.a.domains + 1):
             lines.append("d%05d IN MX 10 mx.d%05d" % (i, i))
             lines.append("mx.d%05d IN A %s" % (i, self.sink_ip((i - 1) % self.a.sinks)))
+        for i in range(1, COLD + 1):
+            lines.append("d%05d.cold IN MX 10 mx.d%05d.cold" % (i, i))
+            lines.append("mx.d%05d.cold IN A %s" % (i, self.sink_ip((i - 1) % self.a.sinks)))
         with open(os.path.join(d, "bench.zone"), "w") as f:
             f.write("\n".join(lines) + "\n")
         with open(os.path.join(d, "nsd.conf"), "w") as f:
@@ -518,6 +526,23 @@ cache: { max_entries = 5000000; };
                                  r.get("requests", 0)))
         return r
 
+    def cold(self):
+        """First probes of COLD domains nobody asked before, 1,000 in flight:
+        every one needs its MX, A and AAAA answers and a catch-all check."""
+        before, drops0 = self.stats(), self.probed_udp_drops()
+        r = self.run_tool([self.ctl_load, "-s", self.sock, "-c", "10", "-w", "100",
+                           "-n", str(COLD), "-D", str(COLD), "-p", "c",
+                           "-z", ".cold.bench", "-t", "600"], "cold DNS run")
+        after = self.stats()
+        r["drops"] = self.probed_udp_drops() - drops0
+        r["dns_queries"] = after.get("dns_queries", 0) - before.get("dns_queries", 0)
+        say("cold: %d first probes of new domains in %.1f s: %.0f/s; %d risky, %d "
+            "unknown; %d DNS queries; probed's UDP sockets dropped %d datagrams"
+            % (int(r.get("requests", 0)), r.get("seconds", 0), r.get("per_s", 0),
+               int(r.get("risky", 0)), int(r.get("unknown", 0)), r["dns_queries"],
+               r["drops"]))
+        return r
+
     def cached(self, conns):
         n = 300000 if self.a.quick else 2000000
         argv = [self.ctl_load, "-s", self.sock, "-c", str(conns), "-w", "1000",
@@ -770,6 +795,11 @@ def table(bed, f):
         row("  RSS per in-flight probe (peak of the run: RSS, anon)",
             "%.1f KiB, %.1f KiB" % (delta * 1024 / inflight,
                                     (p["peak_anon"] - p["idle_anon"]) / inflight))
+    c = f.get("cold")
+    if c:
+        row("first probes of %d unknown domains, 1,000 in flight" % COLD,
+            "%.0f/s; %d unknown, %d DNS answers dropped by probed" %
+            (c.get("per_s", 0), c.get("unknown", 0), c["drops"]))
     if "hwm_kb" in f:
         # The kernel updates VmHWM lazily (at unmaps): a sampled VmRSS can
         # be higher, and then it is the peak.
@@ -898,6 +928,7 @@ def main():
         for level in LEVELS:
             f["bound%d" % level] = bed.bound(level)
             f["fresh%d" % level] = bed.fresh(level)
+        f["cold"] = bed.cold()
         f["cached1"] = bed.cached(1)
         f["cached8"] = bed.cached(8)
         if "probectl" not in skip:
