@@ -106,9 +106,9 @@ struct ctl_result {
 void ctl_result_init(struct ctl_result *r, enum reason reason);
 
 /*
- * Output into a fixed buffer.  Every formatter appends one complete line
- * ending in LF and returns its length, or 0 when it does not fit (nothing
- * is appended then).  Values are written as tokens when they hold only
+ * Output into a fixed buffer.  Every formatter writes one complete line
+ * ending in LF and returns its length, or 0 when it does not fit (then
+ * out[0..cap) holds no line and the caller appends nothing).  Values are written as tokens when they hold only
  * printable ASCII other than SP, '"', '\\'; otherwise quoted, with '"' and
  * '\\' escaped and control octets (and DEL) replaced by '?'.  Octets >= 0x80
  * are passed through.

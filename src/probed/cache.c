@@ -425,7 +425,8 @@ node_entry(struct cache *c, const struct node *n)
 	struct verdict_entry *e = &c->out;
 	const char *p = n->data + n->key_len + 1;
 
-	memset(e, 0, sizeof(*e));
+	/* No memset of the ~830 octets: every field is set, each string
+	 * terminated after its copy.  This runs on every cache hit. */
 	e->reason = (enum reason)n->reason;
 	e->code = n->code;
 	e->catch_all = (enum tristate)n->catch_all;
@@ -434,10 +435,13 @@ node_entry(struct cache *c, const struct node *n)
 	e->refresh = n->refresh;
 	e->expires = n->expires;
 	memcpy(e->enhanced, p, n->enh_len);
+	e->enhanced[n->enh_len] = '\0';
 	p += n->enh_len;
 	memcpy(e->mx, p, n->mx_len);
+	e->mx[n->mx_len] = '\0';
 	p += n->mx_len;
 	memcpy(e->text, p, n->text_len);
+	e->text[n->text_len] = '\0';
 	return e;
 }
 

@@ -226,17 +226,30 @@ load_domain(const void *key, size_t klen, const void *val, size_t vlen, void *ar
 
 /* ---- verdicts ------------------------------------------------------------- */
 
+/* A NUL-terminated field into another, cut to fit: what snprintf("%s")
+ * did, without the format interpreter on every cache hit. */
+static void
+copy_field(char *dst, size_t cap, const char *src, size_t src_cap)
+{
+	size_t n = strnlen(src, src_cap);
+
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 static void
 entry_to_result(const struct verdict_entry *v, int64_t now, struct ctl_result *r)
 {
 	ctl_result_init(r, v->reason);
 	r->code = v->code;
-	snprintf(r->enhanced, sizeof(r->enhanced), "%s", v->enhanced);
-	snprintf(r->mx, sizeof(r->mx), "%s", v->mx);
+	copy_field(r->enhanced, sizeof(r->enhanced), v->enhanced, sizeof(v->enhanced));
+	copy_field(r->mx, sizeof(r->mx), v->mx, sizeof(v->mx));
 	r->catch_all = v->catch_all;
 	r->write_catch_all = v->mx[0] != '\0';
 	r->tls = v->tls;
-	snprintf(r->text, sizeof(r->text), "%s", v->text);
+	copy_field(r->text, sizeof(r->text), v->text, sizeof(v->text));
 	r->cached = TRI_YES;
 	r->age = now > v->made ? (long)(now - v->made) : 0;
 }
@@ -645,18 +658,15 @@ engine_verify(struct engine *e, const char *address, size_t len, bool fresh,
 		ctl_result_init(now, REASON_SYNTAX);
 		return ENGINE_NOW;
 	}
-	struct hmap_node *n = hmap_get(&e->flights, key, klen);
-	struct flight *f = n != NULL ? hmap_entry(n, struct flight, node) : NULL;
-
+	/* The cache first: a hit, the common case, needs no flight. */
 	if (!fresh) {
 		enum cache_state st;
 		const struct verdict_entry *v = cache_lookup(e->cache, key, klen, t, &st);
 		if (v != NULL) {
 			e->n.cache_hits++;
 			entry_to_result(v, t, now);
-			if (st == CACHE_REFRESH && f == NULL &&
-			    hmap_get(&e->flights, key, klen) == NULL &&
-			    e->flights.n < e->cfg.max_inflight) {
+			if (st == CACHE_REFRESH && e->flights.n < e->cfg.max_inflight &&
+			    hmap_get(&e->flights, key, klen) == NULL) {
 				/* Answer now, renew behind the scenes. */
 				struct flight *bg = flight_new(e, address, len, key, klen);
 				if (bg != NULL) {
@@ -668,6 +678,8 @@ engine_verify(struct engine *e, const char *address, size_t len, bool fresh,
 		}
 		e->n.cache_misses++;
 	}
+	struct hmap_node *n = hmap_get(&e->flights, key, klen);
+	struct flight *f = n != NULL ? hmap_entry(n, struct flight, node) : NULL;
 	if (f != NULL && f->in_batch) {
 		e->n.coalesced++; /* the same address is on the wire already */
 	} else if (f == NULL) {
