@@ -376,7 +376,11 @@ seal(struct verify_batch *b)
 	b->hint = (struct verify_domain_hint){ .catch_all = TRI_UNKNOWN };
 	b->ops->seal(b, &b->hint, b->arg);
 	b->ask_random = b->hint.catch_all == TRI_UNKNOWN;
-	if (b->hint.random_rcpt != NULL && b->hint.random_rcpt[0] != '\0')
+	/* Only a batch that asks the catch-all question needs the random
+	 * address (and the CSPRNG call that makes it). */
+	if (!b->ask_random)
+		b->random[0] = '\0';
+	else if (b->hint.random_rcpt != NULL && b->hint.random_rcpt[0] != '\0')
 		snprintf(b->random, sizeof(b->random), "%s", b->hint.random_rcpt);
 	else
 		make_random_rcpt(b);
