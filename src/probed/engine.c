@@ -100,6 +100,7 @@ struct engine {
 	 * fdatasync (~4 ms here) then serves every batch that ended meanwhile,
 	 * not one batch each. */
 	struct flight *uncommitted, **uncommitted_tail;
+	struct flight *committing; /* in the batch the store's writer holds */
 	ev_prepare commit_w;
 	struct {
 		unsigned positive_ttl, negative_ttl, tempfail_ttl, catch_all_ttl;
@@ -141,15 +142,21 @@ schedule_flush(struct engine *e)
 		ev_timer_start(e->loop, &e->flush);
 }
 
+/* Changes no client waits for (evictions, FORGET, domain facts) go to
+ * disk within STORE_FLUSH_INTERVAL, through the same writer as verdicts. */
 static void
 on_flush(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct engine *e = w->data;
 
-	if (store_flush(e->store) != 0) {
-		e->n.store_errors++;
-		ev_timer_start(loop, &e->flush); /* keep trying; the queue is kept */
+	if (store_committing(e->store)) {
+		ev_timer_start(loop, &e->flush); /* after the commit that is out */
+		return;
 	}
+	if (store_pending(e->store) > 0 && store_commit_start(e->store))
+		e->n.commits++;
+	else if (store_pending(e->store) > 0)
+		ev_timer_start(loop, &e->flush);
 }
 
 static void
@@ -553,31 +560,69 @@ on_batch_done(struct verify_batch *b, const struct verify_domain_news *news, voi
 		ev_prepare_start(e->loop, &e->commit_w);
 }
 
-/* The group commit (see struct engine): one transaction for everything
- * settled since the loop last slept, then the answers. */
+static void
+answer_list(struct flight *f)
+{
+	while (f != NULL) {
+		struct flight *next = f->settled;
+		flight_answer(f);
+		f = next;
+	}
+}
+
+/* The group commit (see struct engine): everything settled since the loop
+ * last slept goes to the store's writer thread in one transaction, and
+ * its waiters hear their verdicts when that is on disk (on_store_done).
+ * While a commit is out, newly settled verdicts wait for the next one. */
 static void
 on_commit(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct engine *e = w->data;
 
 	ev_prepare_stop(loop, w);
-	if (e->store != NULL && store_pending(e->store) > 0) {
-		ev_timer_stop(loop, &e->flush);
-		e->n.commits++;
-		if (store_flush(e->store) != 0) {
-			e->n.store_errors++;
-			schedule_flush(e);
-		}
-	}
+	if (e->store != NULL && store_committing(e->store))
+		return; /* on_store_done starts the next one */
 	/* Detached first: an answer's callback may settle more flights. */
 	struct flight *f = e->uncommitted;
 	e->uncommitted = NULL;
 	e->uncommitted_tail = &e->uncommitted;
-	while (f != NULL) {
-		struct flight *next = f->settled;
-		flight_answer(f);
-		f = next;
+	if (e->store == NULL || store_pending(e->store) == 0) {
+		answer_list(f); /* nothing of theirs to write */
+		return;
 	}
+	ev_timer_stop(loop, &e->flush);
+	e->committing = f;
+	e->n.commits++;
+	if (!store_commit_start(e->store)) {
+		/* Out of memory handing it over: answer, keep the queue. */
+		e->n.store_errors++;
+		schedule_flush(e);
+		f = e->committing;
+		e->committing = NULL;
+		answer_list(f);
+	}
+}
+
+/* The store's writer finished a commit (on the loop, via ev_async; or at
+ * once when there is no writer thread). */
+static void
+on_store_done(void *arg, bool ok)
+{
+	struct engine *e = arg;
+	struct flight *f = e->committing;
+
+	e->committing = NULL;
+	if (!ok) {
+		/* Its operations are queued again; the answers go out anyway,
+		 * as they would with no store at all. */
+		e->n.store_errors++;
+		schedule_flush(e);
+	}
+	answer_list(f);
+	if (e->uncommitted != NULL && !ev_is_active(&e->commit_w))
+		ev_prepare_start(e->loop, &e->commit_w);
+	else if (store_pending(e->store) > 0)
+		schedule_flush(e);
 }
 
 /* What a batch found out about its domain. */
@@ -972,6 +1017,8 @@ engine_new(struct ev_loop *loop, const struct config *cfg, char *err, size_t err
 	long nv = store_load(e->store, STORE_VERDICTS, load_verdict, e);
 	long nd = store_load(e->store, STORE_DOMAINS, load_domain, e);
 	store_flush(e->store); /* deletions of damaged or expired records */
+	/* Only now: the writer must be the one thread in a transaction. */
+	(void)store_writer_start(e->store, loop, on_store_done, e);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	log_notice("engine state=%s verdicts=%ld domains=%ld load_ms=%.0f", store_path(e->store),
 	    nv, nd, (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
@@ -1021,11 +1068,15 @@ engine_free(struct engine *e)
 	if (e->flights.buckets != NULL)
 		hmap_each(&e->flights, free_flight_node, e);
 	/* Settled but not yet answered: out of the flights table already. */
-	while (e->uncommitted != NULL) {
-		struct flight *f = e->uncommitted;
-		e->uncommitted = f->settled;
-		flight_free(f);
+	struct flight *lists[] = { e->uncommitted, e->committing };
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		while (lists[i] != NULL) {
+			struct flight *f = lists[i];
+			lists[i] = f->settled;
+			flight_free(f);
+		}
 	}
+	e->uncommitted = e->committing = NULL;
 	ev_prepare_stop(e->loop, &e->commit_w);
 	ev_timer_stop(e->loop, &e->flush);
 	if (e->store != NULL)

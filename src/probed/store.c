@@ -22,10 +22,18 @@
  * promise that for overwrites).  MDB_NOMETASYNC keeps one fdatasync() per
  * commit, between the data pages and the meta page, and skips only the
  * meta page's own flush: a crash may undo the last commit, never corrupt.
- * The cost is one fdatasync per store_flush, which batching makes small.
+ * The cost is one fdatasync per commit.  store_commit_start() moves it
+ * off the event loop: the queue is handed whole to one writer thread,
+ * which writes and flushes it while the loop goes on, and the loop hears
+ * of it through an ev_async.  One batch at a time, in order; the queue
+ * keeps filling meanwhile.  The thread touches nothing but its batch and
+ * the environment (LMDB serialises writers; reads happen only at
+ * start-up, before the thread exists).  A synchronous flush (the bounded
+ * queue filling up, store_close) first waits for the thread's batch, so
+ * newer operations are never written before older ones.
  *
  * Limits: keys of 1..511 octets (LMDB's compiled maximum), values up to
- * STORE_VAL_MAX; one thread; the map starts at STORE_MAP_SIZE (virtual,
+ * STORE_VAL_MAX; one owner thread plus the writer; the map starts at STORE_MAP_SIZE (virtual,
  * the file stays as large as its data) and grows on MDB_MAP_FULL.
  *
  * Security: the file is created 0600: it holds the addresses people asked
@@ -46,8 +54,11 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <ev.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +124,25 @@ struct store {
 	uint64_t seed[2];           /* the queue's hash key */
 	time_t auto_flush_after;    /* no synchronous flush before, after a failure */
 	bool loading;               /* inside store_load's read transaction */
+	struct writer {
+		bool started, stop;
+		pthread_t thread;
+		pthread_mutex_t mu;     /* guards the fields below it */
+		pthread_cond_t work;    /* a batch for the thread, or stop */
+		pthread_cond_t idle;    /* the thread is done with its batch */
+		bool busy;              /* a batch is out (until reaped by the owner) */
+		bool written;           /* the thread is done with it: rc is valid */
+		int rc;
+		struct op **v;          /* the batch: owned by the thread while busy */
+		size_t n, bytes;
+		/* Owner only: */
+		bool undelivered;       /* reaped, done() not called yet */
+		bool last_ok;
+		struct ev_loop *loop;
+		ev_async async;
+		void (*done)(void *arg, bool ok);
+		void *arg;
+	} w;
 };
 
 enum open_result { OPEN_FAILED = -1, OPEN_OK = 0, OPEN_UNUSABLE = 1 };
@@ -142,8 +172,10 @@ static int queue_add(struct store *s, enum store_table t, enum op_kind kind,
 static void queue_clear(struct store *s, struct op **v);
 static int op_cmp(const void *a, const void *b);
 static int queue_write(struct store *s, struct op **v, size_t n);
-static int store_grow_map(struct store *s);
+static int store_grow_map(struct store *s, size_t count, size_t bytes);
 static int queue_commit(struct store *s);
+static void writer_reap(struct store *s);
+static void writer_stop(struct store *s);
 
 static void
 seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -585,6 +617,7 @@ store_close(struct store *s)
 	if (s == NULL)
 		return;
 	s->loading = false;
+	writer_stop(s);
 	if (s->count > 0 && queue_commit(s) < 0)
 		log_err("store %s closed with ops=%zu unwritten", s->path, s->count);
 	queue_clear(s, NULL);
@@ -812,7 +845,7 @@ queue_write(struct store *s, struct op **v, size_t n)
 /* Room for the queue even if every op dirtied a page of its own (copy on
  * write: freed pages are not reused within the transaction). */
 static int
-store_grow_map(struct store *s)
+store_grow_map(struct store *s, size_t count, size_t bytes)
 {
 	MDB_envinfo info;
 	MDB_stat ms;
@@ -821,9 +854,9 @@ store_grow_map(struct store *s)
 
 	if ((rc = mdb_env_info(s->env, &info)) != 0 || (rc = mdb_env_stat(s->env, &ms)) != 0)
 		return rc;
-	if (s->count > (SIZE_MAX / 4 - s->bytes) / (2 * (size_t)ms.ms_psize))
+	if (count > (SIZE_MAX / 4 - bytes) / (2 * (size_t)ms.ms_psize))
 		return MDB_MAP_FULL;
-	need = (s->count + 64) * 2 * (size_t)ms.ms_psize + 2 * s->bytes;
+	need = (count + 64) * 2 * (size_t)ms.ms_psize + 2 * bytes;
 	want = info.me_mapsize;
 	if (want > SIZE_MAX / 4)
 		return MDB_MAP_FULL;
@@ -836,41 +869,284 @@ store_grow_map(struct store *s)
 	return rc;
 }
 
+/* Write a sorted batch in one transaction, growing the map once if it is
+ * full.  Runs on the owner or on the writer thread: it reads only its
+ * arguments and the environment. */
+static int
+batch_write(struct store *s, struct op **v, size_t n, size_t bytes)
+{
+	int rc = queue_write(s, v, n);
+
+	if (rc == MDB_MAP_FULL) {
+		/* No transaction is open here, as set_mapsize requires: the
+		 * owner opens none while a batch is out. */
+		int grc = store_grow_map(s, n, bytes);
+
+		rc = grc == 0 ? queue_write(s, v, n) : grc;
+	}
+	return rc;
+}
+
+/* The queue as an array, and the queue emptied without freeing the ops
+ * (they now belong to the array).  NULL when out of memory. */
+static struct op **
+queue_detach(struct store *s, size_t *n)
+{
+	struct op **v = malloc(s->count * sizeof(*v));
+	size_t k = 0;
+
+	if (v == NULL)
+		return NULL;
+	for (size_t i = 0; i < s->nbucket; i++) {
+		for (struct op *o = s->bucket[i]; o != NULL; o = o->next)
+			v[k++] = o;
+		s->bucket[i] = NULL;
+	}
+	*n = k;
+	s->count = 0;
+	s->bytes = 0;
+	return v;
+}
+
+/* Put a failed batch's ops back in the queue, under any newer op on the
+ * same key (which wins, as it would have in the file). */
+static void
+queue_requeue(struct store *s, struct op **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct op *o = v[i];
+		struct op **pp = queue_slot(s, (enum store_table)o->table, o->data, o->klen,
+		    o->hash);
+
+		if (*pp != NULL) {
+			free(o);
+			continue;
+		}
+		if (s->count >= s->nbucket) {
+			queue_grow(s);
+			pp = queue_slot(s, (enum store_table)o->table, o->data, o->klen, o->hash);
+		}
+		o->next = NULL;
+		*pp = o;
+		s->count++;
+		s->bytes += o->klen + o->vlen;
+	}
+}
+
 static int
 queue_commit(struct store *s)
 {
 	struct op **v;
-	size_t n = 0;
+	size_t n = 0, bytes = s->bytes;
 	int rc;
 
+	writer_reap(s); /* the thread's older batch goes first */
 	if (s->count == 0)
 		return 0;
-	v = malloc(s->count * sizeof(*v));
+	v = queue_detach(s, &n);
 	if (v == NULL) {
 		log_err("store flush failed ops=%zu: out of memory; kept for the next try",
 		    s->count);
 		return -1;
 	}
-	for (size_t i = 0; i < s->nbucket; i++)
-		for (struct op *o = s->bucket[i]; o != NULL; o = o->next)
-			v[n++] = o;
 	qsort(v, n, sizeof(*v), op_cmp);
-	rc = queue_write(s, v, n);
-	if (rc == MDB_MAP_FULL) {
-		/* No transaction is open here, as set_mapsize requires. */
-		int grc = store_grow_map(s);
-
-		rc = grc == 0 ? queue_write(s, v, n) : grc;
-	}
+	rc = batch_write(s, v, n, bytes);
 	if (rc != 0) {
 		log_err("store %s flush failed ops=%zu error=\"%s\": kept for the next try",
-		    s->path, s->count, mdb_strerror(rc));
+		    s->path, n, mdb_strerror(rc));
+		queue_requeue(s, v, n);
 		free(v);
 		return -1;
 	}
-	queue_clear(s, v);
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
 	free(v);
+	queue_clear(s, NULL); /* gives back a large bucket array */
 	return 0;
+}
+
+/* ---- the writer thread --------------------------------------------------- */
+
+static void *
+writer_main(void *arg)
+{
+	struct store *s = arg;
+	struct writer *w = &s->w;
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (!w->stop && !(w->busy && !w->written))
+			pthread_cond_wait(&w->work, &w->mu);
+		if (w->busy && !w->written) {
+			struct op **v = w->v;
+			size_t n = w->n, bytes = w->bytes;
+
+			pthread_mutex_unlock(&w->mu);
+			qsort(v, n, sizeof(*v), op_cmp);
+			int rc = batch_write(s, v, n, bytes);
+			pthread_mutex_lock(&w->mu);
+			w->rc = rc;
+			w->written = true;
+			pthread_cond_broadcast(&w->idle);
+			/* ev_async_send is the one libev call safe from another
+			 * thread. */
+			ev_async_send(w->loop, &w->async);
+			continue;
+		}
+		break; /* stop, and nothing left to write */
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+/* Take the thread's batch back once it is written (waiting for that):
+ * free it, or requeue it after a failure.  done() is owed afterwards. */
+static void
+writer_reap(struct store *s)
+{
+	struct writer *w = &s->w;
+
+	if (!w->started || !w->busy)
+		return;
+	pthread_mutex_lock(&w->mu);
+	while (!w->written)
+		pthread_cond_wait(&w->idle, &w->mu);
+	int rc = w->rc;
+	struct op **v = w->v;
+	size_t n = w->n;
+	w->v = NULL;
+	w->busy = w->written = false;
+	pthread_mutex_unlock(&w->mu);
+
+	if (rc != 0) {
+		log_err("store %s commit failed ops=%zu error=\"%s\": kept for the next try",
+		    s->path, n, mdb_strerror(rc));
+		queue_requeue(s, v, n);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			free(v[i]);
+	}
+	free(v);
+	w->last_ok = rc == 0;
+	w->undelivered = true;
+}
+
+static void
+writer_on_async(struct ev_loop *loop, ev_async *a, int revents)
+{
+	struct store *s = a->data;
+	struct writer *w = &s->w;
+
+	pthread_mutex_lock(&w->mu);
+	bool ready = w->busy && w->written;
+	pthread_mutex_unlock(&w->mu);
+	if (ready)
+		writer_reap(s);
+	if (w->undelivered) {
+		w->undelivered = false;
+		if (w->done != NULL)
+			w->done(w->arg, w->last_ok);
+	}
+}
+
+int
+store_writer_start(struct store *s, struct ev_loop *loop, void (*done)(void *arg, bool ok),
+    void *arg)
+{
+	struct writer *w = &s->w;
+	int rc;
+
+	if (w->started)
+		return 0;
+	w->loop = loop;
+	w->done = done;
+	w->arg = arg;
+	ev_async_init(&w->async, writer_on_async);
+	w->async.data = s;
+	if ((rc = pthread_mutex_init(&w->mu, NULL)) != 0)
+		goto fail;
+	if ((rc = pthread_cond_init(&w->work, NULL)) != 0) {
+		pthread_mutex_destroy(&w->mu);
+		goto fail;
+	}
+	if ((rc = pthread_cond_init(&w->idle, NULL)) != 0) {
+		pthread_cond_destroy(&w->work);
+		pthread_mutex_destroy(&w->mu);
+		goto fail;
+	}
+	if ((rc = pthread_create(&w->thread, NULL, writer_main, s)) != 0) {
+		pthread_cond_destroy(&w->idle);
+		pthread_cond_destroy(&w->work);
+		pthread_mutex_destroy(&w->mu);
+		goto fail;
+	}
+	ev_async_start(loop, &w->async);
+	ev_unref(loop); /* a commit in progress keeps no loop alive */
+	w->started = true;
+	return 0;
+fail:
+	log_warning("store %s writer thread not started (%s): commits stay on the loop",
+	    s->path, strerror(rc));
+	return -1;
+}
+
+bool
+store_commit_start(struct store *s)
+{
+	struct writer *w = &s->w;
+
+	if (s->loading || s->count == 0 || store_committing(s))
+		return false;
+	if (!w->started) {
+		/* No thread: the same contract, synchronously. */
+		w->last_ok = queue_commit(s) == 0;
+		if (w->done != NULL)
+			w->done(w->arg, w->last_ok);
+		return true;
+	}
+	size_t n, bytes = s->bytes;
+	struct op **v = queue_detach(s, &n);
+	if (v == NULL) {
+		log_err("store %s commit: out of memory; ops=%zu kept for the next try",
+		    s->path, s->count);
+		return false;
+	}
+	pthread_mutex_lock(&w->mu);
+	w->v = v;
+	w->n = n;
+	w->bytes = bytes;
+	w->busy = true;
+	w->written = false;
+	pthread_cond_signal(&w->work);
+	pthread_mutex_unlock(&w->mu);
+	return true;
+}
+
+bool
+store_committing(const struct store *s)
+{
+	return s->w.busy || s->w.undelivered;
+}
+
+static void
+writer_stop(struct store *s)
+{
+	struct writer *w = &s->w;
+
+	if (!w->started)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->stop = true;
+	pthread_cond_signal(&w->work);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->thread, NULL); /* it writes its batch first */
+	writer_reap(s);
+	ev_ref(w->loop);
+	ev_async_stop(w->loop, &w->async);
+	pthread_cond_destroy(&w->idle);
+	pthread_cond_destroy(&w->work);
+	pthread_mutex_destroy(&w->mu);
+	w->started = false;
 }
 
 int

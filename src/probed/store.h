@@ -7,8 +7,10 @@
  * left to the next one.  A committed transaction survives `kill -9`; an OS
  * crash or power loss may lose the last commit but never corrupts the file
  * (MDB_NOSYNC could, on file systems that reorder writes).  A commit costs
- * a disk flush, so the owner commits in batches, about once a second.
- * Single-threaded: one owner, the event loop.
+ * a disk flush, so the owner commits in batches, and the flush itself
+ * happens on a writer thread (store_commit_start) so the loop never
+ * waits for the disk.  One owner, the event loop; the writer thread only
+ * ever holds a batch handed to it.
  *
  * A file that is not an LMDB environment of ours (corrupt, foreign, another
  * format version) is moved aside as probed.mdb.bad-<unix time>, an error is
@@ -17,6 +19,7 @@
 #ifndef PROBED_STORE_H
 #define PROBED_STORE_H
 
+#include <ev.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,7 +36,8 @@ struct store;
  * a fresh store cannot be made (e.g. state_dir not writable). */
 struct store *store_open(const char *state_dir, char *err, size_t errlen)
     __attribute__((warn_unused_result));
-/* Flushes what is queued, then closes. */
+/* Stops the writer thread (its batch is written first), flushes what is
+ * queued, then closes. */
 void store_close(struct store *s);
 
 /* Queue a write or a delete; nothing touches the disk until store_flush().
@@ -45,10 +49,27 @@ int store_put(struct store *s, enum store_table t, const void *key, size_t klen,
     const void *val, size_t vlen) __attribute__((warn_unused_result));
 int store_del(struct store *s, enum store_table t, const void *key, size_t klen)
     __attribute__((warn_unused_result));
-/* Commit everything queued in one write transaction.  Returns 0, or -1 with
- * the queue kept for the next try (the error is logged). */
+/* Commit everything queued in one write transaction, on the calling
+ * thread (after any batch the writer thread holds).  Returns 0, or -1
+ * with the queue kept for the next try (the error is logged). */
 int store_flush(struct store *s);
 size_t store_pending(const struct store *s);
+
+/*
+ * Group commit off the event loop.  store_writer_start() starts the one
+ * writer thread (after store_load: the thread must be the only one in a
+ * transaction) and names the callback; -1 (logged) leaves commits
+ * synchronous, with the same callbacks.  store_commit_start() hands
+ * everything queued to the thread and returns true, or returns false when
+ * nothing is queued or a commit is still out (store_committing()).
+ * done(arg, ok) then runs on the loop once that batch is on disk (ok) or
+ * failed (its operations are queued again, under any newer ones).  One
+ * commit at a time, in order.
+ */
+int store_writer_start(struct store *s, struct ev_loop *loop,
+    void (*done)(void *arg, bool ok), void *arg);
+bool store_commit_start(struct store *s);
+bool store_committing(const struct store *s);
 
 /* Call fn for every record of a table, in key order; fn returns false to
  * have that record deleted (e.g. it does not unpack).  The queue is flushed

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <ev.h>
 #include <lmdb.h>
 
 #include "log.h"
@@ -445,6 +446,166 @@ test_round_trip(void **state)
 		assert_true(seen_has(&w, k));
 	}
 	assert_int_equal(count_table(s, STORE_DOMAINS), 10);
+	store_close(s);
+	seen_free(&w);
+}
+
+/* ---- the writer thread ------------------------------------------------- */
+
+struct commits {
+	unsigned done, ok;
+	size_t pending_at_done;     /* store_pending() inside the callback */
+	struct store *s;
+	struct ev_loop *loop;
+};
+
+static void
+on_done(void *arg, bool ok)
+{
+	struct commits *c = arg;
+
+	c->done++;
+	c->ok += ok;
+	c->pending_at_done = store_pending(c->s);
+	ev_break(c->loop, EVBREAK_ONE);
+}
+
+static void
+on_guard(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)w;
+	(void)revents;
+	ev_break(loop, EVBREAK_ONE);
+}
+
+/* Run the loop until the commit out reports back.  The store's ev_async
+ * keeps no loop alive, so a guard timer does, and bounds the wait: a test
+ * that never hears fails instead of hanging. */
+static void
+await_done(struct commits *c, unsigned want)
+{
+	ev_timer guard;
+
+	ev_timer_init(&guard, on_guard, 10., 0.);
+	ev_timer_start(c->loop, &guard);
+	while (c->done < want && ev_is_active(&guard))
+		ev_run(c->loop, 0);
+	ev_timer_stop(c->loop, &guard);
+	assert_int_equal(c->done, want);
+}
+
+static void
+test_writer_commits_off_loop(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = open_ok(f);
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct commits c = { .s = s, .loop = loop };
+	struct seen w = { 0 };
+
+	assert_non_null(loop);
+	assert_int_equal(store_writer_start(s, loop, on_done, &c), 0);
+	assert_false(store_commit_start(s)); /* nothing queued */
+	assert_false(store_committing(s));
+
+	for (unsigned int i = 0; i < 300; i++)
+		put_rec(s, i, 0, 11);
+	assert_true(store_commit_start(s));
+	assert_int_equal(store_pending(s), 0); /* the batch left the queue */
+	assert_true(store_committing(s));
+	assert_false(store_commit_start(s)); /* one commit at a time */
+	/* The queue keeps filling while the thread writes: a newer value for
+	 * a key of the batch out, and new keys. */
+	put_rec(s, 0, 0, 12);
+	for (unsigned int i = 300; i < 310; i++)
+		put_rec(s, i, 0, 11);
+	assert_int_equal(store_pending(s), 11);
+	await_done(&c, 1);
+	assert_int_equal(c.ok, 1);
+	assert_int_equal(c.pending_at_done, 11);
+	assert_false(store_committing(s));
+
+	/* The second batch is written after the first, so the newer value of
+	 * key 0 wins. */
+	assert_true(store_commit_start(s));
+	await_done(&c, 2);
+	assert_int_equal(c.ok, 2);
+	store_close(s);
+	ev_loop_destroy(loop);
+
+	s = open_ok(f);
+	assert_int_equal(load_seen(s, STORE_VERDICTS, &w, 11), 310);
+	assert_true(w.bad_value); /* key 0 carries salt 12's value ... */
+	store_close(s);
+	seen_free(&w);
+
+	/* ... and only key 0: check it directly. */
+	s = open_ok(f);
+	struct seen w12 = { 0 };
+	(void)load_seen(s, STORE_VERDICTS, &w12, 12);
+	char k[64];
+	make_key(k, sizeof(k), 0, 0);
+	assert_true(seen_has(&w12, k));
+	store_close(s);
+	seen_free(&w12);
+}
+
+/* store_close with a batch out: the thread finishes it, the rest is
+ * flushed, nothing is lost and done() is not called from close. */
+static void
+test_writer_close_with_batch_out(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = open_ok(f);
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct commits c = { .s = s, .loop = loop };
+	struct seen w = { 0 };
+
+	assert_non_null(loop);
+	assert_int_equal(store_writer_start(s, loop, on_done, &c), 0);
+	for (unsigned int i = 0; i < 200; i++)
+		put_rec(s, i, 2, 5);
+	assert_true(store_commit_start(s));
+	for (unsigned int i = 200; i < 250; i++)
+		put_rec(s, i, 2, 5);
+	store_close(s);
+	assert_int_equal(c.done, 0);
+	ev_loop_destroy(loop);
+
+	s = open_ok(f);
+	assert_int_equal(load_seen(s, STORE_VERDICTS, &w, 5), 250);
+	assert_false(w.bad_value);
+	store_close(s);
+	seen_free(&w);
+}
+
+/* A synchronous flush (here: store_flush) while a batch is out waits for
+ * it, so the older batch can never overwrite newer values. */
+static void
+test_writer_flush_waits(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = open_ok(f);
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct commits c = { .s = s, .loop = loop };
+	struct seen w = { 0 };
+
+	assert_non_null(loop);
+	assert_int_equal(store_writer_start(s, loop, on_done, &c), 0);
+	for (unsigned int i = 0; i < 100; i++)
+		put_rec(s, i, 4, 21);
+	assert_true(store_commit_start(s));
+	for (unsigned int i = 0; i < 100; i++)
+		put_rec(s, i, 4, 22); /* every key again, newer */
+	assert_int_equal(store_flush(s), 0);
+	assert_true(store_committing(s)); /* reaped, its done() still owed */
+	await_done(&c, 1);
+	store_close(s);
+	ev_loop_destroy(loop);
+
+	s = open_ok(f);
+	assert_int_equal(load_seen(s, STORE_VERDICTS, &w, 22), 100);
+	assert_false(w.bad_value);
 	store_close(s);
 	seen_free(&w);
 }
@@ -1356,6 +1517,9 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_commits_off_loop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_close_with_batch_out, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_flush_waits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_flushes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replacement, setup, teardown),
