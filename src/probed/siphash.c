@@ -66,7 +66,9 @@ siphash_random_key(uint64_t key[2])
 {
 	if (getrandom(key, 2 * sizeof(key[0]), GRND_NONBLOCK) == (ssize_t)(2 * sizeof(key[0])))
 		return;
-	struct timespec rt, mt;
+	/* Zeroed: a clock_gettime that fails leaves them as they were, and
+	 * uninitialized bytes must not go into the key. */
+	struct timespec rt = { 0 }, mt = { 0 };
 	clock_gettime(CLOCK_REALTIME, &rt);
 	clock_gettime(CLOCK_MONOTONIC, &mt);
 	uint64_t mix[] = { (uint64_t)rt.tv_sec, (uint64_t)rt.tv_nsec, (uint64_t)mt.tv_sec,
