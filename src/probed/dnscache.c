@@ -1019,8 +1019,9 @@ dnscache_mx(struct dnscache *dc, const char *domain, unsigned max_mx, resolver_m
 		free(q);
 		return NULL;
 	}
-	if (n->flight == NULL &&
-	    flight_start(dc, n, n->key, n->ans != NULL ? "expired" : "miss") == NULL) {
+	struct flight *f = n->flight;
+	if (f == NULL &&
+	    (f = flight_start(dc, n, n->key, n->ans != NULL ? "expired" : "miss")) == NULL) {
 		if (n->ans == NULL)
 			node_free(dc, n);
 		free(q);
@@ -1028,8 +1029,8 @@ dnscache_mx(struct dnscache *dc, const char *domain, unsigned max_mx, resolver_m
 	}
 	dc->misses++;
 	q->state = Q_WAITING;
-	q->flight = n->flight;
-	qlist_add(&n->flight->waiters, q);
+	q->flight = f;
+	qlist_add(&f->waiters, q);
 	return q;
 }
 
