@@ -69,6 +69,7 @@
  */
 #include "autoconfig.h"
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -650,6 +651,12 @@ qlist_add(struct qlist *l, struct dnscache_query *q)
 static void
 qlist_remove(struct qlist *l, struct dnscache_query *q)
 {
+	/* q is on l: first exactly when it has no predecessor, last exactly
+	 * when it has no successor.  Said here for the static analyzer too,
+	 * which cannot know it and would see the loops that drain a list
+	 * from its head reach a freed head again. */
+	assert((q->prev == NULL) == (l->head == q));
+	assert((q->next == NULL) == (l->tail == q));
 	if (q->prev != NULL)
 		q->prev->next = q->next;
 	else
