@@ -921,8 +921,13 @@ control_free(struct control *ctl)
 	if (ctl == NULL)
 		return;
 	ctl->shutdown_done = NULL;
-	while (ctl->clients != NULL)
-		client_close(ctl->clients, "exit");
+	/* client_close frees c and nothing else (shutdown_done is off), so
+	 * the next client is taken before, not re-read from ctl->clients:
+	 * the static analyzer cannot see that client_close unlinked c. */
+	for (struct client *c = ctl->clients, *next; c != NULL; c = next) {
+		next = c->next;
+		client_close(c, "exit");
+	}
 	control_close_listener(ctl);
 	ev_timer_stop(ctl->loop, &ctl->drain_timer);
 	access_list_free(&ctl->access);
