@@ -16,6 +16,7 @@
  */
 #include "autoconfig.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,6 +201,11 @@ on_deliver(struct ev_loop *loop, ev_timer *w, int revents)
 static void
 unlink_wait(struct host *h, struct polite_wait *w)
 {
+	/* w waits on h: first exactly when it has no predecessor, last exactly
+	 * when it has no successor (also for the static analyzer, which would
+	 * otherwise see free_host's drain loop reach a freed head again). */
+	assert((w->prev == NULL) == (h->head == w));
+	assert((w->next == NULL) == (h->tail == w));
 	if (w->prev != NULL)
 		w->prev->next = w->next;
 	else
