@@ -94,6 +94,14 @@ bucket_get(struct politeness *pl, const char *domain, bool create)
 	b->tokens = pl->p.domain_burst;
 	b->at = ev_now(pl->loop);
 	hmap_put(&pl->buckets, &b->node, b->name, len);
+#ifdef __clang_analyzer__
+	/* The map owns b now.  clang 14's analyzer (scan-build) lets the const
+	 * key b->name, which points into b, cancel the escape of &b->node into
+	 * the map and reports b leaked at the end of token_take.  Only the
+	 * analyzer compiles this: b escapes to a global it can see. */
+	static void *analyzer_owner;
+	analyzer_owner = b;
+#endif
 	return b;
 }
 
