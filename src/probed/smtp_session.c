@@ -501,7 +501,7 @@ on_ehlo(struct smtp_session *s)
 			after_ehlo(s);
 		return;
 	}
-	if (s->reply.code != 421 && s->reply.code >= 500 && !s->tried_helo) {
+	if (s->reply.code >= 500 && !s->tried_helo) {
 		s->tried_helo = true;
 		if (in_step(s))
 			send_command(s, SMTP_HELO, "HELO %s\r\n", s->p.helo_name);
