@@ -727,9 +727,9 @@ control_bind(struct control *ctl, const struct control_params *p, char *err, siz
 			snprintf(err, errlen, "socket_owner '%s': no such user", p->owner);
 			goto fail;
 		}
-		if (chown(p->path, pw->pw_uid, (gid_t)-1) != 0) {
+		if (chown(path, pw->pw_uid, (gid_t)-1) != 0) {
 			snprintf(err, errlen, "cannot give %s to user %s (socket_owner): %s",
-			    p->path, p->owner, strerror(errno));
+			    path, p->owner, strerror(errno));
 			goto fail;
 		}
 	}
