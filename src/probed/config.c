@@ -739,11 +739,13 @@ resolve_list(struct load *ld, const config_t *lc, const char *key,
 		errno = 0;
 		if (is_user) {
 			struct passwd *pw = getpwnam(name);
-			if ((found = pw != NULL))
+			found = pw != NULL;
+			if (found)
 				ids[i] = (unsigned)pw->pw_uid;
 		} else {
 			struct group *gr = getgrnam(name);
-			if ((found = gr != NULL))
+			found = gr != NULL;
+			if (found)
 				ids[i] = (unsigned)gr->gr_gid;
 		}
 		if (!found) {
