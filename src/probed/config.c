@@ -136,17 +136,22 @@ static const struct word level_words[] = {
 };
 
 #define OFF(field) offsetof(struct config, field)
+/* Bare arguments, not parenthesized: each is a whole initializer (a
+ * literal, a constant, a function name), and tests/integration/docs.py
+ * expands these macros as text to read every key's default. */
+/* NOLINTBEGIN(bugprone-macro-parentheses) */
 #define STR(n, f, d, r, c) \
-	{ .name = (n), .type = KT_STRING, .off = OFF(f), .def_s = (d), \
-	  .reloadable = (r), .check = (c) }
+	{ .name = n, .type = KT_STRING, .off = OFF(f), .def_s = d, \
+	  .reloadable = r, .check = c }
 #define INT(n, f, d, lo, hi) \
-	{ .name = (n), .type = KT_INT, .off = OFF(f), .def_i = (d), \
-	  .min = (lo), .max = (hi), .reloadable = true }
+	{ .name = n, .type = KT_INT, .off = OFF(f), .def_i = d, \
+	  .min = lo, .max = hi, .reloadable = true }
 #define FLT(n, f, d, lo, hi) \
-	{ .name = (n), .type = KT_FLOAT, .off = OFF(f), .def_f = (d), \
-	  .fmin = (lo), .fmax = (hi), .reloadable = true }
+	{ .name = n, .type = KT_FLOAT, .off = OFF(f), .def_f = d, \
+	  .fmin = lo, .fmax = hi, .reloadable = true }
 #define BOOL(n, f, d) \
-	{ .name = (n), .type = KT_BOOL, .off = OFF(f), .def_i = (d), .reloadable = true }
+	{ .name = n, .type = KT_BOOL, .off = OFF(f), .def_i = d, .reloadable = true }
+/* NOLINTEND(bugprone-macro-parentheses) */
 
 static const struct key keys[] = {
 	STR("socket", socket, "/run/probed/probed.sock", false, check_socket_path),

@@ -286,7 +286,7 @@ answer_pack(const struct mx_result *res)
 		size_t na = h->n_addrs < RESOLVER_MAX_ADDRS ? h->n_addrs : RESOLVER_MAX_ADDRS;
 		len += 4 + 1 + 1 + strnlen(h->name, 255) + 1;
 		/* cppcheck 2.10 takes na, a min() of n_addrs, for 0 here. */
-		// cppcheck-suppress knownConditionTrueFalse
+		/* cppcheck-suppress knownConditionTrueFalse */
 		for (size_t j = 0; j < na; j++) {
 			if (h->addrs[j].ss_family == AF_INET)
 				len += 1 + 4;
@@ -323,7 +323,7 @@ answer_pack(const struct mx_result *res)
 		p += nl;
 		count = p++;
 		*count = 0;
-		// cppcheck-suppress knownConditionTrueFalse ; as in answer_pack's sizing loop
+		/* cppcheck-suppress knownConditionTrueFalse ; as in answer_pack's sizing loop */
 		for (size_t j = 0; j < na; j++) {
 			const struct sockaddr_storage *ss = &h->addrs[j];
 			if (ss->ss_family == AF_INET) {

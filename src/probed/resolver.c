@@ -509,7 +509,7 @@ resolver_leave(struct resolver *r)
 
 /* The signature is udns's dns_utm_fn: ctx cannot be const. */
 static void
-// cppcheck-suppress constParameter
+/* cppcheck-suppress constParameter */
 resolver_utm(struct dns_ctx *ctx, int timeout, void *data)
 {
 	struct resolver *r = data;

@@ -747,7 +747,7 @@ test_forget_domain(void **state)
 
 	/* The "@example.org" set above was read by record_drop, called through
 	 * the cache with &d, which cppcheck does not follow. */
-	// cppcheck-suppress redundantAssignment
+	/* cppcheck-suppress redundantAssignment */
 	d.suffix = NULL;
 	assert_int_equal(cache_forget_domain(c, "example.net", 11), 12);
 	assert_int_equal(cache_forget_domain(c, "Sub.Example.Org", 15), 10);
