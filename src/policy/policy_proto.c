@@ -31,7 +31,7 @@
 #define TOO_BIG "request over " STR(POLICY_REQUEST_MAX) " octets"
 
 static const char *const attr_names[POLICY_ATTR__COUNT] = {
-#define X(name, word) [POLICY_ATTR_##name] = word,
+#define X(name, word) [POLICY_ATTR_##name] = (word),
 	POLICY_ATTR_LIST(X)
 #undef X
 };

@@ -88,7 +88,10 @@ _Static_assert(REASON__COUNT <= UINT8_MAX, "a reason is stored in one octet");
 _Static_assert(CACHE_KEY_MAX - 1 <= UINT8_MAX, "a key length is stored in one octet");
 _Static_assert(sizeof(((struct verdict_entry *)0)->text) - 1 <= UINT16_MAX,
     "a text length is stored in two octets");
-_Static_assert(INT_MAX == INT32_MAX && INT_MIN == INT32_MIN, "code is packed as int32");
+/* Both sides are equal on every target we build for: the assert is there for
+ * the one where they are not. */
+_Static_assert(INT_MAX == INT32_MAX && INT_MIN == INT32_MIN, /* NOLINT(misc-redundant-expression) */
+    "code is packed as int32");
 
 #define ENH_MAX  (sizeof(((struct verdict_entry *)0)->enhanced) - 1)
 #define MX_MAX   (sizeof(((struct verdict_entry *)0)->mx) - 1)

@@ -136,6 +136,10 @@ static const struct word level_words[] = {
 };
 
 #define OFF(field) offsetof(struct config, field)
+/* Bare arguments, not parenthesized: each is a whole initializer (a
+ * literal, a constant, a function name), and tests/integration/docs.py
+ * expands these macros as text to read every key's default. */
+/* NOLINTBEGIN(bugprone-macro-parentheses) */
 #define STR(n, f, d, r, c) \
 	{ .name = n, .type = KT_STRING, .off = OFF(f), .def_s = d, \
 	  .reloadable = r, .check = c }
@@ -147,6 +151,7 @@ static const struct word level_words[] = {
 	  .fmin = lo, .fmax = hi, .reloadable = true }
 #define BOOL(n, f, d) \
 	{ .name = n, .type = KT_BOOL, .off = OFF(f), .def_i = d, .reloadable = true }
+/* NOLINTEND(bugprone-macro-parentheses) */
 
 static const struct key keys[] = {
 	STR("socket", socket, "/run/probed/probed.sock", false, check_socket_path),
@@ -739,11 +744,13 @@ resolve_list(struct load *ld, const config_t *lc, const char *key,
 		errno = 0;
 		if (is_user) {
 			struct passwd *pw = getpwnam(name);
-			if ((found = pw != NULL))
+			found = pw != NULL;
+			if (found)
 				ids[i] = (unsigned)pw->pw_uid;
 		} else {
 			struct group *gr = getgrnam(name);
-			if ((found = gr != NULL))
+			found = gr != NULL;
+			if (found)
 				ids[i] = (unsigned)gr->gr_gid;
 		}
 		if (!found) {

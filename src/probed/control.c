@@ -652,20 +652,26 @@ socket_is_live(const char *path, char *err, size_t errlen)
 static int
 control_bind(struct control *ctl, const struct control_params *p, char *err, size_t errlen)
 {
+	/* The copy control_open kept: "" when the caller gave no path, never NULL. */
+	const char *path = ctl->path;
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	size_t plen = strlen(p->path);
+	size_t plen = strlen(path);
 	struct stat st;
 
-	if (plen == 0 || plen >= sizeof(sun.sun_path)) {
-		snprintf(err, errlen, "socket path %s is longer than %zu octets", p->path,
+	if (plen == 0) {
+		snprintf(err, errlen, "no socket path and no socket passed by systemd");
+		return -1;
+	}
+	if (plen >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "socket path %s is longer than %zu octets", path,
 		    sizeof(sun.sun_path) - 1);
 		return -1;
 	}
-	memcpy(sun.sun_path, p->path, plen + 1);
+	memcpy(sun.sun_path, path, plen + 1);
 
 	/* The runtime directory may be ours to create (no systemd). */
 	char dir[sizeof(sun.sun_path)];
-	memcpy(dir, p->path, plen + 1);
+	memcpy(dir, path, plen + 1);
 	const char *parent = dirname(dir);
 	if (stat(parent, &st) != 0 && errno == ENOENT && mkdir(parent, 0755) != 0 &&
 	    errno != EEXIST) {
@@ -673,22 +679,22 @@ control_bind(struct control *ctl, const struct control_params *p, char *err, siz
 		return -1;
 	}
 
-	if (lstat(p->path, &st) == 0) {
+	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
 			snprintf(err, errlen, "%s exists and is not a socket; not replacing it",
-			    p->path);
+			    path);
 			return -1;
 		}
-		int live = socket_is_live(p->path, err, errlen);
+		int live = socket_is_live(path, err, errlen);
 		if (live < 0)
 			return -1;
 		if (live > 0) {
-			snprintf(err, errlen, "another instance is listening on %s", p->path);
+			snprintf(err, errlen, "another instance is listening on %s", path);
 			return -1;
 		}
-		log_notice("control replacing stale socket %s", p->path);
-		if (unlink(p->path) != 0 && errno != ENOENT) {
-			snprintf(err, errlen, "cannot remove stale socket %s: %s", p->path,
+		log_notice("control replacing stale socket %s", path);
+		if (unlink(path) != 0 && errno != ENOENT) {
+			snprintf(err, errlen, "cannot remove stale socket %s: %s", path,
 			    strerror(errno));
 			return -1;
 		}
@@ -705,13 +711,13 @@ control_bind(struct control *ctl, const struct control_params *p, char *err, siz
 	int e = errno;
 	umask(old);
 	if (r != 0) {
-		snprintf(err, errlen, "cannot bind %s: %s", p->path, strerror(e));
+		snprintf(err, errlen, "cannot bind %s: %s", path, strerror(e));
 		close(fd);
 		return -1;
 	}
 	ctl->bound = true;
-	if (chmod(p->path, (mode_t)p->mode) != 0) {
-		snprintf(err, errlen, "cannot set mode %04o on %s: %s", p->mode, p->path,
+	if (chmod(path, (mode_t)p->mode) != 0) {
+		snprintf(err, errlen, "cannot set mode %04o on %s: %s", p->mode, path,
 		    strerror(errno));
 		goto fail;
 	}
@@ -721,9 +727,9 @@ control_bind(struct control *ctl, const struct control_params *p, char *err, siz
 			snprintf(err, errlen, "socket_owner '%s': no such user", p->owner);
 			goto fail;
 		}
-		if (chown(p->path, pw->pw_uid, (gid_t)-1) != 0) {
+		if (chown(path, pw->pw_uid, (gid_t)-1) != 0) {
 			snprintf(err, errlen, "cannot give %s to user %s (socket_owner): %s",
-			    p->path, p->owner, strerror(errno));
+			    path, p->owner, strerror(errno));
 			goto fail;
 		}
 	}
@@ -733,23 +739,23 @@ control_bind(struct control *ctl, const struct control_params *p, char *err, siz
 			snprintf(err, errlen, "socket_group '%s': no such group", p->group);
 			goto fail;
 		}
-		if (chown(p->path, (uid_t)-1, gr->gr_gid) != 0) {
-			snprintf(err, errlen, "cannot give %s to group %s: %s", p->path, p->group,
+		if (chown(path, (uid_t)-1, gr->gr_gid) != 0) {
+			snprintf(err, errlen, "cannot give %s to group %s: %s", path, p->group,
 			    strerror(errno));
 			goto fail;
 		}
 	}
 	if (listen(fd, SOMAXCONN) != 0) {
-		snprintf(err, errlen, "cannot listen on %s: %s", p->path, strerror(errno));
+		snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
 		goto fail;
 	}
-	if (lstat(p->path, &st) == 0) {
+	if (lstat(path, &st) == 0) {
 		ctl->dev = st.st_dev;
 		ctl->ino = st.st_ino;
 	}
 	return fd;
 fail:
-	unlink(p->path);
+	unlink(path);
 	ctl->bound = false;
 	close(fd);
 	return -1;
@@ -915,8 +921,13 @@ control_free(struct control *ctl)
 	if (ctl == NULL)
 		return;
 	ctl->shutdown_done = NULL;
-	while (ctl->clients != NULL)
-		client_close(ctl->clients, "exit");
+	/* client_close frees c and nothing else (shutdown_done is off), so
+	 * the next client is taken before, not re-read from ctl->clients:
+	 * the static analyzer cannot see that client_close unlinked c. */
+	for (struct client *c = ctl->clients, *next; c != NULL; c = next) {
+		next = c->next;
+		client_close(c, "exit");
+	}
 	control_close_listener(ctl);
 	ev_timer_stop(ctl->loop, &ctl->drain_timer);
 	access_list_free(&ctl->access);

@@ -69,6 +69,7 @@
  */
 #include "autoconfig.h"
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -284,6 +285,8 @@ answer_pack(const struct mx_result *res)
 		const struct mx_host *h = &res->hosts[i];
 		size_t na = h->n_addrs < RESOLVER_MAX_ADDRS ? h->n_addrs : RESOLVER_MAX_ADDRS;
 		len += 4 + 1 + 1 + strnlen(h->name, 255) + 1;
+		/* cppcheck 2.10 takes na, a min() of n_addrs, for 0 here. */
+		/* cppcheck-suppress knownConditionTrueFalse */
 		for (size_t j = 0; j < na; j++) {
 			if (h->addrs[j].ss_family == AF_INET)
 				len += 1 + 4;
@@ -320,6 +323,7 @@ answer_pack(const struct mx_result *res)
 		p += nl;
 		count = p++;
 		*count = 0;
+		/* cppcheck-suppress knownConditionTrueFalse ; as in answer_pack's sizing loop */
 		for (size_t j = 0; j < na; j++) {
 			const struct sockaddr_storage *ss = &h->addrs[j];
 			if (ss->ss_family == AF_INET) {
@@ -650,6 +654,12 @@ qlist_add(struct qlist *l, struct dnscache_query *q)
 static void
 qlist_remove(struct qlist *l, struct dnscache_query *q)
 {
+	/* q is on l: first exactly when it has no predecessor, last exactly
+	 * when it has no successor.  Said here for the static analyzer too,
+	 * which cannot know it and would see the loops that drain a list
+	 * from its head reach a freed head again. */
+	assert((q->prev == NULL) == (l->head == q));
+	assert((q->next == NULL) == (l->tail == q));
 	if (q->prev != NULL)
 		q->prev->next = q->next;
 	else
@@ -1019,8 +1029,9 @@ dnscache_mx(struct dnscache *dc, const char *domain, unsigned max_mx, resolver_m
 		free(q);
 		return NULL;
 	}
-	if (n->flight == NULL &&
-	    flight_start(dc, n, n->key, n->ans != NULL ? "expired" : "miss") == NULL) {
+	struct flight *f = n->flight;
+	if (f == NULL &&
+	    (f = flight_start(dc, n, n->key, n->ans != NULL ? "expired" : "miss")) == NULL) {
 		if (n->ans == NULL)
 			node_free(dc, n);
 		free(q);
@@ -1028,8 +1039,8 @@ dnscache_mx(struct dnscache *dc, const char *domain, unsigned max_mx, resolver_m
 	}
 	dc->misses++;
 	q->state = Q_WAITING;
-	q->flight = n->flight;
-	qlist_add(&n->flight->waiters, q);
+	q->flight = f;
+	qlist_add(&f->waiters, q);
 	return q;
 }
 

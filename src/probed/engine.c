@@ -24,6 +24,7 @@
  */
 #include "autoconfig.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -482,6 +483,10 @@ nomem:
 static void
 forming_unlink(struct engine *e, struct forming *fm)
 {
+	/* fm is on e->batches: first exactly when it has no predecessor (also
+	 * for the static analyzer, which would otherwise see engine_free's
+	 * drain loop reach a freed head again). */
+	assert((fm->prev == NULL) == (e->batches == fm));
 	if (fm->prev != NULL)
 		fm->prev->next = fm->next;
 	else

@@ -507,7 +507,9 @@ resolver_leave(struct resolver *r)
 
 /* ---- udns on libev ---------------------------------------------------- */
 
+/* The signature is udns's dns_utm_fn: ctx cannot be const. */
 static void
+/* cppcheck-suppress constParameter */
 resolver_utm(struct dns_ctx *ctx, int timeout, void *data)
 {
 	struct resolver *r = data;

@@ -7,6 +7,7 @@
  */
 #include "autoconfig.h"
 
+#include <endian.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -22,14 +23,14 @@
 	v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32); \
 } while (0)
 
+/* Eight octets, little-endian, from anywhere (memcpy: no alignment asked). */
 static uint64_t
 le64(const unsigned char *p)
 {
-	uint64_t v = 0;
+	uint64_t v;
 
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
+	memcpy(&v, p, sizeof(v));
+	return le64toh(v);
 }
 
 uint64_t
@@ -66,7 +67,9 @@ siphash_random_key(uint64_t key[2])
 {
 	if (getrandom(key, 2 * sizeof(key[0]), GRND_NONBLOCK) == (ssize_t)(2 * sizeof(key[0])))
 		return;
-	struct timespec rt, mt;
+	/* Zeroed: a clock_gettime that fails leaves them as they were, and
+	 * uninitialized bytes must not go into the key. */
+	struct timespec rt = { 0 }, mt = { 0 };
 	clock_gettime(CLOCK_REALTIME, &rt);
 	clock_gettime(CLOCK_MONOTONIC, &mt);
 	uint64_t mix[] = { (uint64_t)rt.tv_sec, (uint64_t)rt.tv_nsec, (uint64_t)mt.tv_sec,

@@ -2,9 +2,9 @@
  * smtp_session — the SMTP probe state machine.  See smtp_session.h.
  *
  * One table, state_info[], sized to the state enum, gives each state its
- * name, its timer and the stage its replies are classified under; one
- * function, transition(), moves between states, logs "old -> new", re-arms
- * the timer and sends the command.  Every path ends in finish(), which
+ * name and its timer (each reply handler names the stage its replies are
+ * classified under); one function, transition(), moves between states,
+ * logs "old -> new", re-arms the timer and sends the command.  Every path ends in finish(), which
  * calls the driver back exactly once.
  *
  * Replies are counted against the commands sent (`awaiting`): a reply
@@ -58,19 +58,18 @@ enum timer_kind { TIMER_NONE, TIMER_CONNECT, TIMER_GREETING, TIMER_COMMAND, TIME
 static const struct {
 	const char *name;
 	enum timer_kind timer;
-	enum smtp_stage stage;
 } state_info[SMTP__STATE_COUNT] = {
-	[SMTP_CONNECT] = { "connect", TIMER_CONNECT, STAGE_BANNER },
-	[SMTP_BANNER] = { "banner", TIMER_GREETING, STAGE_BANNER },
-	[SMTP_EHLO] = { "ehlo", TIMER_COMMAND, STAGE_EHLO },
-	[SMTP_HELO] = { "helo", TIMER_COMMAND, STAGE_EHLO },
-	[SMTP_STARTTLS] = { "starttls", TIMER_COMMAND, STAGE_STARTTLS },
-	[SMTP_TLS] = { "tls", TIMER_COMMAND, STAGE_STARTTLS },
-	[SMTP_MAIL] = { "mail", TIMER_COMMAND, STAGE_MAIL },
-	[SMTP_RCPT] = { "rcpt", TIMER_COMMAND, STAGE_RCPT },
-	[SMTP_RSET] = { "rset", TIMER_COMMAND, STAGE_MAIL },
-	[SMTP_QUIT] = { "quit", TIMER_QUIT, STAGE_RCPT },
-	[SMTP_DONE] = { "done", TIMER_NONE, STAGE_RCPT },
+	[SMTP_CONNECT] = { "connect", TIMER_CONNECT },
+	[SMTP_BANNER] = { "banner", TIMER_GREETING },
+	[SMTP_EHLO] = { "ehlo", TIMER_COMMAND },
+	[SMTP_HELO] = { "helo", TIMER_COMMAND },
+	[SMTP_STARTTLS] = { "starttls", TIMER_COMMAND },
+	[SMTP_TLS] = { "tls", TIMER_COMMAND },
+	[SMTP_MAIL] = { "mail", TIMER_COMMAND },
+	[SMTP_RCPT] = { "rcpt", TIMER_COMMAND },
+	[SMTP_RSET] = { "rset", TIMER_COMMAND },
+	[SMTP_QUIT] = { "quit", TIMER_QUIT },
+	[SMTP_DONE] = { "done", TIMER_NONE },
 };
 
 static const char *const failure_names[] = {
@@ -543,7 +542,7 @@ on_ehlo(struct smtp_session *s)
 			after_ehlo(s);
 		return;
 	}
-	if (s->reply.code != 421 && s->reply.code >= 500 && !s->tried_helo) {
+	if (s->reply.code >= 500 && !s->tried_helo) {
 		s->tried_helo = true;
 		if (in_step(s))
 			send_command(s, SMTP_HELO, "HELO %s\r\n", s->p.helo_name);

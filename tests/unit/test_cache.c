@@ -174,7 +174,7 @@ test_kind_of(void **state)
 		enum cache_kind want = CACHE_TEMPORARY;
 		switch (reason_verdict((enum reason)r)) {
 		case VERDICT_DELIVERABLE: want = CACHE_POSITIVE; break;
-		case VERDICT_UNDELIVERABLE: want = CACHE_NEGATIVE; break;
+		case VERDICT_UNDELIVERABLE:
 		case VERDICT_RISKY: want = CACHE_NEGATIVE; break;
 		default: break;
 		}
@@ -745,6 +745,9 @@ test_forget_domain(void **state)
 	assert_int_equal(cache_forget_domain(c, "@example.net", 12), 0);
 	assert_int_equal(d.n, 1001);
 
+	/* The "@example.org" set above was read by record_drop, called through
+	 * the cache with &d, which cppcheck does not follow. */
+	/* cppcheck-suppress redundantAssignment */
 	d.suffix = NULL;
 	assert_int_equal(cache_forget_domain(c, "example.net", 11), 12);
 	assert_int_equal(cache_forget_domain(c, "Sub.Example.Org", 15), 10);

@@ -671,9 +671,9 @@ test_expand(void **state)
 	/* The whole is cut at the buffer. */
 	n = expand(out, sizeof(out), "REJECT %t %t %t %t", "a", "r", long_text, "v");
 	assert_int_equal(n, sizeof(out) - 1);
-	n = expand(out, 8, "REJECT %a", "abc", "r", "t", "v");
+	assert_int_equal(expand(out, 8, "REJECT %a", "abc", "r", "t", "v"), 7);
 	assert_string_equal(out, "REJECT ");
-	n = expand(out, 1, "REJECT", NULL, NULL, NULL, NULL);
+	assert_int_equal(expand(out, 1, "REJECT", NULL, NULL, NULL, NULL), 0);
 	assert_string_equal(out, "");
 	assert_int_equal(policy_action_expand(out, 0, "REJECT", &(struct policy_vars){ 0 }), 0);
 }
