@@ -575,7 +575,8 @@ fmt_line(struct wr *w, const char *head, const char *subject,
  * end, so an answer costs one walk over its fields; a line that does not
  * fit returns 0, and the caller appends nothing.  out == NULL measures. */
 #define FMT_ONE_PASS(out, cap, call) do { \
-	struct wr w_ = { (out), (cap), 0 }; \
+	struct wr w_ = { NULL, (cap), 0 }; \
+	w_.out = (out); \
 	call; \
 	if (w_.len > (cap) || (out) == NULL) \
 		return 0; \

@@ -782,7 +782,7 @@ test_fmt_truncation(void **state)
 		assert_memory_equal(exact, full, len);
 		free(exact);
 	}
-	char c;
+	char c = 0;
 	assert_int_equal(ctl_fmt_line(&c, 0, "pong", NULL, NULL), 0);
 	assert_int_equal(ctl_fmt_line(NULL, 0, "pong", NULL, NULL), 0);
 }
