@@ -15,6 +15,15 @@
  * the answer was known inside resolver_mx()).  resolver_cancel() takes every
  * outstanding query back from udns, so a cancelled request is never called.
  *
+ * At most RESOLVER_MAX_ACTIVE queries are with udns at once, so that their
+ * answers, should they all arrive together, fit the socket's receive
+ * buffer; the kernel drops what does not fit and udns would wait out its
+ * timeout before asking again.  Lookups beyond the cap wait in two FIFOs,
+ * address lookups (a request already under way) before MX lookups, and
+ * leave them from a 0-second timer armed whenever a query ends (answer,
+ * failure, timeout or cancel), never from inside a caller's function.
+ * udns's timeout runs from the moment a query leaves the FIFO.
+ *
  * Address order within a host: IPv6 and IPv4 interleaved, IPv6 first (the
  * RFC 8305 §4 order).  IPv6 stays preferred, yet a host whose IPv6 path is
  * broken costs one failed connect before an IPv4 attempt, not one per IPv6
@@ -23,7 +32,9 @@
  * LIMITS: udns counts time in whole seconds and doubles the wait on each
  * retry, so with one server a query fails after about 3 x the configured
  * timeout (rounded up to whole seconds; DNS_OPT_NTRIES = 2), and the MX and
- * address stages run one after the other.  UDP only (EDNS0 4096): a
+ * address stages run one after the other.  Time spent waiting for one of
+ * the RESOLVER_MAX_ACTIVE slots comes on top (what a client waits for a
+ * VERIFY is bounded by its timeout=, not here).  UDP only (EDNS0 4096): a
  * truncated answer counts as a failure of that server.  At most
  * RESOLVER_MAX_MX hosts and RESOLVER_MAX_ADDRS addresses per host are kept.
  * Sorting MX records is quadratic in their number, which one UDP answer
@@ -70,6 +81,9 @@
 #define RESOLVER_NTRIES 2         /* udns sends twice per server */
 #define RESOLVER_MAX_TIMEOUT 300  /* udns's own upper limit, seconds */
 
+/* Asked for on the udns socket; the kernel caps it at rmem_max, silently. */
+#define RESOLVER_RCVBUF (1024 * 1024)
+
 enum lookup_kind { LOOKUP_MX, LOOKUP_A, LOOKUP_AAAA };
 
 static const char *const lookup_type[] = {
@@ -78,12 +92,17 @@ static const char *const lookup_type[] = {
 	[LOOKUP_AAAA] = "AAAA",
 };
 
-#define LOOKUP_PENDING 1          /* status while udns holds the query */
+#define LOOKUP_PENDING 1          /* status while queued or with udns */
+
+/* Which FIFO a waiting lookup is in; the lower index leaves first. */
+enum lookup_fifo { FIFO_ADDR, FIFO_MX, FIFO_COUNT };
 
 /* One udns query. */
 struct lookup {
 	struct resolver_query *req;
 	struct dns_query *dq;         /* non-NULL while udns holds the query */
+	bool queued;                  /* waiting in a FIFO for a free slot */
+	struct lookup *qprev, *qnext; /* the FIFO, while queued */
 	enum lookup_kind kind;
 	size_t host;                  /* index into req->hosts (A, AAAA) */
 	int status;                   /* DNS_E_* once done, LOOKUP_PENDING before */
@@ -117,7 +136,7 @@ struct resolver_query {
 	struct lookup mx;
 	struct host_work *hosts;
 	size_t n_hosts;
-	unsigned outstanding;         /* lookups udns still holds */
+	unsigned outstanding;         /* lookups queued or with udns */
 	unsigned ttl;                 /* min over positive answers; UINT_MAX none */
 	enum mx_status status;        /* a result known before the address stage */
 	char detail[128];
@@ -131,6 +150,10 @@ struct resolver {
 	ev_io io;
 	ev_timer timer;
 	struct resolver_query *reqs;  /* every live request */
+	struct lookup *wait_head[FIFO_COUNT], *wait_tail[FIFO_COUNT];
+	unsigned active;              /* queries udns holds: <= RESOLVER_MAX_ACTIVE */
+	unsigned n_waiting;           /* lookups in the FIFOs */
+	ev_timer pump;                /* moves waiting lookups to udns */
 	unsigned long queries;
 	unsigned next_id;
 	unsigned depth;               /* nesting of our own callbacks */
@@ -147,7 +170,15 @@ static void resolver_leave(struct resolver *r);
 static void resolver_destroy(struct resolver *r);
 static int parse_server(const char *s, struct sockaddr_storage *ss, char *err, size_t errlen);
 static int domain_to_ascii(const char *in, char *out, size_t cap, char *why, size_t whylen);
-static bool lookup_submit(struct resolver_query *req, struct lookup *lk, const char *name);
+static void resolver_pump_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void resolver_kick(struct resolver *r);
+static const char *lookup_name(const struct lookup *lk);
+static bool lookup_submit(struct resolver_query *req, struct lookup *lk);
+static bool lookup_start(struct resolver *r, struct lookup *lk);
+static void lookup_start_failed(struct lookup *lk);
+static void lookup_answered(struct lookup *lk);
+static void lookup_enqueue(struct resolver *r, struct lookup *lk);
+static void lookup_dequeue(struct resolver *r, struct lookup *lk);
 static void lookup_cancel(struct resolver *r, struct lookup *lk);
 static bool lookup_tempfailed(const struct lookup *lk);
 static void lookup_describe(const struct lookup *lk, const char *name, char *out, size_t cap);
@@ -434,6 +465,8 @@ resolver_new(struct ev_loop *loop, const struct strlist *servers, double timeout
 
 	ev_timer_init(&r->timer, resolver_timer_cb, 0., 0.);
 	r->timer.data = r;
+	ev_timer_init(&r->pump, resolver_pump_cb, 0., 0.);
+	r->pump.data = r;
 	dns_set_dbgfn(r->ctx, resolver_dbg);
 	dns_set_tmcbck(r->ctx, resolver_utm, r);
 
@@ -444,6 +477,14 @@ resolver_new(struct ev_loop *loop, const struct strlist *servers, double timeout
 		free(r);
 		return NULL;
 	}
+	/* Room for a burst of answers beyond what RESOLVER_MAX_ACTIVE assumes,
+	 * where rmem_max allows it; the default buffer still works. */
+	int rcvbuf = RESOLVER_RCVBUF;
+	socklen_t optlen = sizeof(rcvbuf);
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) < 0)
+		log_debug("resolver setsockopt SO_RCVBUF %d: %s", rcvbuf, strerror(errno));
+	if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &optlen) < 0)
+		rcvbuf = -1;
 	ev_io_init(&r->io, resolver_io_cb, fd, EV_READ);
 	r->io.data = r;
 	ev_io_start(loop, &r->io);
@@ -451,7 +492,9 @@ resolver_new(struct ev_loop *loop, const struct strlist *servers, double timeout
 	 * timer udns keeps armed while it has work. */
 	ev_unref(loop);
 
-	log_debug("resolver new servers=%zu timeout=%d tries=%d", nserv, secs, RESOLVER_NTRIES);
+	/* Linux reports twice what it grants (the other half is its overhead). */
+	log_debug("resolver new servers=%zu timeout=%d tries=%d max_active=%d rcvbuf=%d", nserv,
+	    secs, RESOLVER_NTRIES, RESOLVER_MAX_ACTIVE, rcvbuf);
 	return r;
 }
 
@@ -462,6 +505,7 @@ resolver_destroy(struct resolver *r)
 	ev_io_stop(r->loop, &r->io);
 	dns_free(r->ctx);             /* its last resolver_utm(NULL, ...) stops the timer */
 	ev_timer_stop(r->loop, &r->timer);
+	ev_timer_stop(r->loop, &r->pump);
 	free(r);
 }
 
@@ -552,6 +596,40 @@ resolver_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /*
+ * A slot is free and lookups wait: start them from the loop, where a
+ * failed start may deliver a result (never from inside resolver_cancel()
+ * or resolver_mx(), whose callers do not expect a callback).
+ */
+static void
+resolver_kick(struct resolver *r)
+{
+	if (r->n_waiting > 0 && r->active < RESOLVER_MAX_ACTIVE && !r->closing &&
+	    !ev_is_active(&r->pump))
+		ev_timer_start(r->loop, &r->pump);
+}
+
+static void
+resolver_pump_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct resolver *r = w->data;
+
+	resolver_enter(r);
+	/* A delivered result may cancel other requests or free the resolver:
+	 * take the head afresh each time. */
+	while (!r->closing && r->active < RESOLVER_MAX_ACTIVE) {
+		struct lookup *lk = NULL;
+		for (int i = 0; i < FIFO_COUNT && lk == NULL; i++)
+			lk = r->wait_head[i];
+		if (lk == NULL)
+			break;
+		lookup_dequeue(r, lk);
+		if (!lookup_start(r, lk))
+			lookup_start_failed(lk);
+	}
+	resolver_leave(r);
+}
+
+/*
  * udns's debug hook is the only place that sees the reply packet; keep its
  * RCODE, TC bit and sender so a failure can say "SERVFAIL from 192.0.2.53"
  * instead of udns's bare "temporary failure".
@@ -573,8 +651,20 @@ resolver_dbg(int code, const struct sockaddr *sa, unsigned salen, dnscc_t *pkt, 
 
 /* ---- lookups ---------------------------------------------------------- */
 
+/* What a lookup asks about; both names live as long as the request. */
+static const char *
+lookup_name(const struct lookup *lk)
+{
+	return lk->kind == LOOKUP_MX ? lk->req->domain : lk->req->hosts[lk->host].name;
+}
+
+/*
+ * Ask udns now if a slot is free and nobody waits, else queue.  False only
+ * when udns refused the query at once (lk->status says why); the request
+ * does not count it as outstanding then.
+ */
 static bool
-lookup_submit(struct resolver_query *req, struct lookup *lk, const char *name)
+lookup_submit(struct resolver_query *req, struct lookup *lk)
 {
 	struct resolver *r = req->r;
 
@@ -582,6 +672,25 @@ lookup_submit(struct resolver_query *req, struct lookup *lk, const char *name)
 	lk->rcode = -1;
 	lk->truncated = false;
 	lk->status = LOOKUP_PENDING;
+	if (r->active >= RESOLVER_MAX_ACTIVE || r->n_waiting > 0) {
+		lookup_enqueue(r, lk);
+		req->outstanding++;
+		log_debug("d%u dns query type=%s name=%s queued=%u", req->id,
+		    lookup_type[lk->kind], lookup_name(lk), r->n_waiting);
+		return true;
+	}
+	if (!lookup_start(r, lk))
+		return false;
+	req->outstanding++;
+	return true;
+}
+
+/* Hand the lookup to udns, which sends it from its timer. */
+static bool
+lookup_start(struct resolver *r, struct lookup *lk)
+{
+	const char *name = lookup_name(lk);
+
 	switch (lk->kind) {
 	case LOOKUP_MX:
 		lk->dq = dns_submit_mx(r->ctx, name, DNS_NOSRCH, mx_answer, lk);
@@ -597,19 +706,86 @@ lookup_submit(struct resolver_query *req, struct lookup *lk, const char *name)
 		lk->status = dns_status(r->ctx);
 		if (lk->status >= 0)
 			lk->status = DNS_E_TEMPFAIL;
-		log_debug("d%u dns query type=%s name=%s failed=%s", req->id,
+		log_debug("d%u dns query type=%s name=%s failed=%s", lk->req->id,
 		    lookup_type[lk->kind], name, dns_status_name(lk->status));
 		return false;
 	}
 	r->queries++;
-	req->outstanding++;
-	log_debug("d%u dns query type=%s name=%s", req->id, lookup_type[lk->kind], name);
+	r->active++;
+	log_debug("d%u dns query type=%s name=%s", lk->req->id, lookup_type[lk->kind], name);
 	return true;
+}
+
+/* A queued lookup udns refused when its turn came: it ends here. */
+static void
+lookup_start_failed(struct lookup *lk)
+{
+	struct resolver_query *req = lk->req;
+	char detail[128];
+
+	req->outstanding--;
+	if (lk->kind == LOOKUP_MX) {
+		lookup_describe(lk, req->domain, detail, sizeof(detail));
+		req_finish(req, lk->status == DNS_E_BADQUERY ? MX_NXDOMAIN : MX_DNS_ERROR, detail);
+	} else if (req->outstanding == 0)
+		req_complete(req);
+}
+
+/* udns let go of the query (answer, failure or timeout): free its slot. */
+static void
+lookup_answered(struct lookup *lk)
+{
+	struct resolver *r = lk->req->r;
+
+	lk->dq = NULL;
+	lk->req->outstanding--;
+	r->active--;
+	resolver_kick(r);
+}
+
+static void
+lookup_enqueue(struct resolver *r, struct lookup *lk)
+{
+	enum lookup_fifo q = lk->kind == LOOKUP_MX ? FIFO_MX : FIFO_ADDR;
+
+	lk->queued = true;
+	lk->qnext = NULL;
+	lk->qprev = r->wait_tail[q];
+	if (r->wait_tail[q] != NULL)
+		r->wait_tail[q]->qnext = lk;
+	else
+		r->wait_head[q] = lk;
+	r->wait_tail[q] = lk;
+	r->n_waiting++;
+	resolver_kick(r);
+}
+
+static void
+lookup_dequeue(struct resolver *r, struct lookup *lk)
+{
+	enum lookup_fifo q = lk->kind == LOOKUP_MX ? FIFO_MX : FIFO_ADDR;
+
+	if (lk->qprev != NULL)
+		lk->qprev->qnext = lk->qnext;
+	else
+		r->wait_head[q] = lk->qnext;
+	if (lk->qnext != NULL)
+		lk->qnext->qprev = lk->qprev;
+	else
+		r->wait_tail[q] = lk->qprev;
+	lk->qprev = lk->qnext = NULL;
+	lk->queued = false;
+	r->n_waiting--;
 }
 
 static void
 lookup_cancel(struct resolver *r, struct lookup *lk)
 {
+	if (lk->queued) {
+		lookup_dequeue(r, lk);
+		lk->req->outstanding--;
+		return;
+	}
 	if (lk->dq == NULL)
 		return;
 	dns_cancel(r->ctx, lk->dq);
@@ -617,6 +793,8 @@ lookup_cancel(struct resolver *r, struct lookup *lk)
 	free(lk->dq);
 	lk->dq = NULL;
 	lk->req->outstanding--;
+	r->active--;
+	resolver_kick(r);
 }
 
 /* A failure that says nothing about the name: we cannot conclude. */
@@ -799,7 +977,7 @@ resolver_mx(struct resolver *r, const char *domain, unsigned max_mx, resolver_mx
 		return req;
 	}
 	req->mx.kind = LOOKUP_MX;
-	if (!lookup_submit(req, &req->mx, req->domain)) {
+	if (!lookup_submit(req, &req->mx)) {
 		if (req->mx.status == DNS_E_BADQUERY)
 			req->status = MX_NXDOMAIN;
 		else
@@ -942,8 +1120,7 @@ mx_answer(struct dns_ctx *ctx, struct dns_rr_mx *rr, void *data)
 	struct resolver_query *req = lk->req;
 	char detail[128];
 
-	lk->dq = NULL;
-	req->outstanding--;
+	lookup_answered(lk);
 	lk->status = rr != NULL ? 0 : dns_status(ctx);
 	log_debug("d%u dns answer type=MX name=%s status=%s n=%d ttl=%u", req->id,
 	    req->domain, dns_status_name(lk->status),
@@ -1057,8 +1234,8 @@ req_start_addresses(struct resolver_query *req)
 		hw->a.host = i;
 		hw->aaaa.kind = LOOKUP_AAAA;
 		hw->aaaa.host = i;
-		lookup_submit(req, &hw->a, hw->name);
-		lookup_submit(req, &hw->aaaa, hw->name);
+		lookup_submit(req, &hw->a);
+		lookup_submit(req, &hw->aaaa);
 	}
 	/* Every submission failed: nothing will call back. */
 	if (req->outstanding == 0)
@@ -1072,8 +1249,7 @@ a4_answer(struct dns_ctx *ctx, struct dns_rr_a4 *rr, void *data)
 	struct resolver_query *req = lk->req;
 	struct host_work *hw = &req->hosts[lk->host];
 
-	lk->dq = NULL;
-	req->outstanding--;
+	lookup_answered(lk);
 	lk->status = rr != NULL ? 0 : dns_status(ctx);
 	if (rr != NULL) {
 		for (int i = 0; i < rr->dnsa4_nrr && hw->n4 < RESOLVER_MAX_ADDRS; i++) {
@@ -1100,8 +1276,7 @@ a6_answer(struct dns_ctx *ctx, struct dns_rr_a6 *rr, void *data)
 	struct resolver_query *req = lk->req;
 	struct host_work *hw = &req->hosts[lk->host];
 
-	lk->dq = NULL;
-	req->outstanding--;
+	lookup_answered(lk);
 	lk->status = rr != NULL ? 0 : dns_status(ctx);
 	if (rr != NULL) {
 		for (int i = 0; i < rr->dnsa6_nrr && hw->n6 < RESOLVER_MAX_ADDRS; i++) {

@@ -34,6 +34,21 @@ struct strlist;
 #define RESOLVER_MAX_MX 16        /* hard cap on hosts kept per domain */
 #define RESOLVER_MAX_ADDRS 8      /* addresses kept per host (A + AAAA) */
 
+/*
+ * Queries out at once; further lookups wait in the resolver, first come
+ * first served (address lookups of requests under way before new MX
+ * lookups), and the per-query timeout starts when a query goes out.  Their
+ * answers can arrive together, and the kernel drops what does not fit the
+ * socket's receive buffer.  The kernel charges each datagram waiting on
+ * a socket its skb truesize, on loopback 768 octets up to about 170 octets
+ * of payload and 1,280 up to about 1,700 (measured: 256 and 166 datagrams
+ * fill the default buffer).  The default receive buffer is 212,992 octets
+ * (net.core.rmem_default), and an unprivileged process cannot raise it past
+ * net.core.rmem_max: 128 x 1,280 = 163,840 fits, with room for
+ * retransmissions.  At 50 ms per answer that is still 2,560 queries/s.
+ */
+#define RESOLVER_MAX_ACTIVE 128
+
 enum mx_status {
 	MX_OK,          /* hosts[] holds at least one host with an address */
 	MX_NXDOMAIN,

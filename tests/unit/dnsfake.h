@@ -53,7 +53,7 @@ struct fake {
 	struct frule *rules;
 	size_t n_rules;
 	unsigned queries;
-	struct held held[64];
+	struct held held[1024]; /* more than RESOLVER_MAX_ACTIVE */
 	size_t n_held;
 	size_t wait_held;     /* end the loop once this many are held */
 };

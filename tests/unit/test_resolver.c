@@ -932,6 +932,183 @@ test_many_concurrent(void **state)
 	assert_int_equal(resolver_queries(H.r), N * 3);
 }
 
+/* A small record per request, for runs of thousands. */
+struct brief {
+	int calls;
+	enum mx_status status;
+	size_t n_addrs;
+};
+
+static void
+on_brief(const struct mx_result *res, void *arg)
+{
+	struct brief *b = arg;
+
+	assert_false(H.in_submit);
+	b->calls++;
+	b->status = res->status;
+	b->n_addrs = res->n_hosts > 0 ? res->hosts[0].n_addrs : 0;
+	if (--H.pending <= 0)
+		ev_break(H.loop, EVBREAK_ALL);
+}
+
+static struct resolver_query *
+ask_brief(const char *domain, struct brief *b)
+{
+	H.in_submit = true;
+	struct resolver_query *q = resolver_mx(H.r, domain, 5, on_brief, b);
+	H.in_submit = false;
+	assert_non_null(q);
+	H.pending++;
+	return q;
+}
+
+/*
+ * 2,000 domains nobody asked before, all at once (a burst of VERIFYs):
+ * every one resolves, and no query had to be sent twice.  Before the
+ * resolver bounded its queries, the burst overflowed a receive buffer (the
+ * server's or its own), and udns's retries ended in "MX: timeout".
+ */
+static void
+test_burst_of_new_domains(void **state)
+{
+	enum { N = 2000 };
+	static struct brief b[N];
+	char name[64];
+
+	USE_RULES(rules_many);
+	memset(b, 0, sizeof(b));
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "b%04d.many.test", i);
+		ask_brief(name, &b[i]);
+	}
+	run(30);
+	assert_false(H.guard_fired);
+	unsigned errors = 0;
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(b[i].calls, 1);
+		if (b[i].status == MX_DNS_ERROR)
+			errors++;
+		assert_int_equal(b[i].status, MX_OK);
+		assert_int_equal(b[i].n_addrs, 2);
+	}
+	assert_int_equal(errors, 0);
+	/* MX, A, AAAA per domain, each sent once: nothing was lost. */
+	assert_int_equal(H.fake.queries, N * 3);
+	assert_int_equal(resolver_queries(H.r), N * 3);
+}
+
+static struct frule rules_cap[] = {
+	{ .name = "*.cap.test", .qtype = T_MX, .hold = true, .rr = {
+		{ T_MX, 300, 10, "mx.pool.test", NULL } } },
+	{ .name = "mx.pool.test", .qtype = T_A, .hold = true, .rr = {
+		{ T_A, 300, 0, "192.0.2.40", NULL } } },
+	{ .name = "mx.pool.test", .qtype = T_AAAA, .hold = true, .rr = {
+		{ T_AAAA, 300, 0, "2001:db8::40", NULL } } },
+};
+
+/*
+ * The server holds every answer back until the resolver has sent all it
+ * will: it never has more than RESOLVER_MAX_ACTIVE queries out, and uses
+ * them all.
+ */
+static void
+test_outstanding_capped(void **state)
+{
+	enum { N = 700 };
+	static struct brief b[N];
+	char name[64];
+	size_t peak = 0;
+
+	USE_RULES(rules_cap);
+	memset(b, 0, sizeof(b));
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "c%04d.cap.test", i);
+		ask_brief(name, &b[i]);
+	}
+	wait_held(RESOLVER_MAX_ACTIVE);
+	/* Each round: let the resolver send what it may, then answer it all.
+	 * A round is far shorter than the 1 s timeout: no retries. */
+	for (int round = 0; round < 200 && H.pending > 0; round++) {
+		run_for(0.05);
+		if (H.fake.n_held > peak)
+			peak = H.fake.n_held;
+		assert_true(H.fake.n_held <= RESOLVER_MAX_ACTIVE);
+		fake_release(&H.fake);
+	}
+	assert_int_equal(H.pending, 0);
+	assert_int_equal(peak, RESOLVER_MAX_ACTIVE);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(b[i].calls, 1);
+		assert_int_equal(b[i].status, MX_OK);
+		assert_int_equal(b[i].n_addrs, 2);
+	}
+	assert_int_equal(H.fake.queries, N * 3);
+}
+
+static struct frule rules_queue[] = {
+	{ .name = "*.cap.test", .qtype = T_MX, .hold = true, .rr = {
+		{ T_MX, 300, 10, "mx.pool.test", NULL } } },
+	{ .name = "queued1.test", .qtype = T_MX, .rr = { { T_MX, 300, 10, "mx.pool.test", NULL } } },
+	{ .name = "queued2.test", .qtype = T_MX, .rr = { { T_MX, 300, 10, "mx.pool.test", NULL } } },
+	{ .name = "mx.pool.test", .qtype = T_A, .rr = { { T_A, 300, 0, "192.0.2.40", NULL } } },
+	{ .name = "mx.pool.test", .qtype = T_AAAA, .rr = {
+		{ T_AAAA, 300, 0, "2001:db8::40", NULL } } },
+};
+
+/*
+ * A request still waiting for a slot can be cancelled: it never reaches
+ * the server and never calls back.  Cancelling a request whose query is
+ * out frees its slot for the next waiting one, without any answer.
+ */
+static void
+test_cancel_while_queued(void **state)
+{
+	enum { N = RESOLVER_MAX_ACTIVE };
+	static struct brief b[N];
+	struct resolver_query *q[N];
+	struct brief one = { 0 }, two = { 0 };
+	char name[64];
+
+	USE_RULES(rules_queue);
+	memset(b, 0, sizeof(b));
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "c%04d.cap.test", i);
+		q[i] = ask_brief(name, &b[i]);
+	}
+	struct resolver_query *q1 = ask_brief("queued1.test", &one);
+	ask_brief("queued2.test", &two);
+	wait_held(N);
+	run_for(0.1);
+	/* Every slot is taken by a held query: the last two wait. */
+	assert_int_equal(H.fake.n_held, N);
+	assert_int_equal(fake_hits(&H.fake, "queued1.test", T_MX), 0);
+	assert_int_equal(fake_hits(&H.fake, "queued2.test", T_MX), 0);
+
+	resolver_cancel(q1);
+	H.pending--;
+	resolver_cancel(q[0]);
+	H.pending--;
+	run_for(0.1);
+	/* q[0]'s slot went to queued2.test, the next in line. */
+	assert_int_equal(fake_hits(&H.fake, "queued1.test", T_MX), 0);
+	assert_int_equal(fake_hits(&H.fake, "queued2.test", T_MX), 1);
+
+	fake_release(&H.fake);
+	run(10);
+	assert_false(H.guard_fired);
+	assert_int_equal(H.pending, 0);
+	assert_int_equal(one.calls, 0);
+	assert_int_equal(b[0].calls, 0);
+	assert_int_equal(two.calls, 1);
+	assert_int_equal(two.status, MX_OK);
+	for (int i = 1; i < N; i++) {
+		assert_int_equal(b[i].calls, 1);
+		assert_int_equal(b[i].status, MX_OK);
+	}
+	assert_int_equal(fake_hits(&H.fake, "queued1.test", T_MX), 0);
+}
+
 static void
 test_free_with_requests_outstanding(void **state)
 {
@@ -1098,6 +1275,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_cancel_from_callback_same_iteration, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_many_concurrent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_burst_of_new_domains, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_outstanding_capped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_while_queued, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_with_requests_outstanding, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_new_rejects_bad_servers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mixed_family_servers, setup, teardown),
