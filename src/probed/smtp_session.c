@@ -31,13 +31,25 @@
  * BLIND SPOT: a server that answers QUIT with anything but 221 or 421
  * (RFC 5321 leaves it no other answer) loses the session's RCPT answers:
  * protocol_error.  A shift that ends before QUIT (a connection dropped or
- * timed out after it) is not seen.
+ * timed out after it) is not seen, nor one whose last shifted reply is a
+ * 421 (a server closing at the last RCPT) where QUIT's answer belongs.
  *
  * A transaction is the MAIL and the RCPTs that go with it (`txn`, indices
  * into the caller's list).  With PIPELINING they leave in one write
  * (RFC 2920) and the replies are matched in order.  RCPTs answered "too
  * many recipients" are deferred; after the transaction, if it made
  * progress, RSET opens another for them (at most SMTP_MAX_TRANSACTIONS).
+ *
+ * QUIT joins that write, last (RFC 2920 §3.1), when nothing can follow
+ * the transaction (quit_with_mail()): it is the first, it carries every
+ * address, and no fallback sender is left to retry a refused MAIL with.
+ * Its reply is counted like the others and checked like a QUIT sent alone
+ * (221 or 421, or the RCPT answers are forgotten); the session ends a
+ * round trip earlier.  RCPTs deferred there stay unanswered: no RSET after
+ * QUIT, the caller asks again on a new connection.  A QUIT sent with MAIL
+ * loses one thing a QUIT sent alone has: a reply already buffered when the
+ * last RCPT's is read may be QUIT's own, so it is not "out of turn" — an
+ * extra reply that shifted the rest is caught only by the 221/421 check.
  */
 #include "autoconfig.h"
 
@@ -93,6 +105,7 @@ struct smtp_session {
 	unsigned awaiting;      /* replies owed for commands sent */
 	unsigned skip;          /* pipelined replies to drop after a MAIL refusal */
 	bool pipelined;         /* the transaction's RCPTs went out with MAIL */
+	bool quit_sent;         /* QUIT is out (alone, or last in the MAIL group) */
 	bool tried_helo;
 	bool finished;
 	char *names;            /* our copies of helo_name, mail_from, fallback_mail_from */
@@ -264,6 +277,13 @@ end_session(struct smtp_session *s, enum smtp_failure f, const char *detail, boo
 		 * read them all, so the server sees an orderly goodbye rather
 		 * than a reset from a socket closed on unread data. */
 		s->skip = 0;
+		if (s->quit_sent) {
+			/* QUIT went out with MAIL: its reply is already counted
+			 * in `awaiting`, after the RCPTs' still owed. */
+			transition(s, SMTP_QUIT, NULL, 0, 0);
+			return;
+		}
+		s->quit_sent = true;
 		send_command(s, SMTP_QUIT, "QUIT\r\n");
 		return;
 	}
@@ -467,6 +487,29 @@ is_2xx(const struct smtp_reply *r)
 	return r->code >= 200 && r->code < 300;
 }
 
+/* A refused MAIL is retried with the fallback sender (on_mail()). */
+static bool
+fallback_left(const struct smtp_session *s)
+{
+	return s->p.fallback_mail_from[0] != '\0' && s->sender != s->p.fallback_mail_from;
+}
+
+/*
+ * QUIT may be the last command of the pipelined group (RFC 2920 §3.1)
+ * only when nothing can follow this transaction on this connection: no
+ * fallback sender to retry a refused MAIL with, and no RCPT left for a
+ * later one — this is the session's first transaction, which carries
+ * every address.  A RCPT deferred by "too many recipients" then stays
+ * unanswered here (no RSET after QUIT); the caller asks again on a new
+ * connection.  The session saves a round trip: QUIT's reply comes with
+ * the RCPTs'.
+ */
+static bool
+quit_with_mail(const struct smtp_session *s)
+{
+	return s->transactions == 1 && s->txn_n == s->p.n_rcpts && !fallback_left(s);
+}
+
 /* Open a transaction for txn[]: MAIL, and the RCPTs with it when the
  * server pipelines. */
 static void
@@ -486,8 +529,10 @@ start_mail(struct smtp_session *s)
 		send_command(s, SMTP_MAIL, "MAIL FROM:<%s>%s\r\n", s->sender, utf8);
 		return;
 	}
-	/* RFC 2920: MAIL and the RCPTs leave in one write. */
-	size_t cap = SMTP_COMMAND_MAX * (s->txn_n + 1), n;
+	/* RFC 2920: MAIL and the RCPTs leave in one write, and QUIT with them
+	 * when nothing can follow this transaction (quit_with_mail()). */
+	bool quit = quit_with_mail(s);
+	size_t cap = SMTP_COMMAND_MAX * (s->txn_n + 2), n;
 	char *cmd = malloc(cap);
 	if (cmd == NULL) {
 		end_session(s, SMTP_FAIL_PROTOCOL, "out of memory", true);
@@ -499,9 +544,14 @@ start_mail(struct smtp_session *s)
 		w = snprintf(cmd + n, cap - n, "RCPT TO:<%s>\r\n", s->p.rcpts[s->txn[k]]);
 		n += w > 0 ? (size_t)w : 0;
 	}
+	if (quit && n < cap) {
+		w = snprintf(cmd + n, cap - n, "QUIT\r\n");
+		n += w > 0 ? (size_t)w : 0;
+	}
 	s->pipelined = true;
+	s->quit_sent = s->out.quit_pipelined = quit;
 	s->txn_sent = s->txn_n;
-	transition(s, SMTP_MAIL, cmd, n < cap ? n : 0, (unsigned)(s->txn_n + 1));
+	transition(s, SMTP_MAIL, cmd, n < cap ? n : 0, (unsigned)(s->txn_n + 1 + quit));
 	free(cmd);
 }
 
@@ -609,7 +659,7 @@ on_mail(struct smtp_session *s)
 	struct classification c = classify_reply(STAGE_MAIL, s->reply.code, s->reply.enhanced,
 	    s->reply.text, s->reply.text_len);
 	bool fallback = s->reply.code >= 500 && c.reason == REASON_SENDER_REJECTED &&
-	    s->p.fallback_mail_from[0] != '\0' && s->sender != s->p.fallback_mail_from;
+	    fallback_left(s);
 	if (fallback) {
 		s->sender = s->p.fallback_mail_from;
 		s->out.fallback_sender = true;
@@ -643,7 +693,8 @@ end_transaction(struct smtp_session *s)
 {
 	bool progress = s->deferred_n < s->txn_n;
 
-	if (s->deferred_n > 0 && progress && s->transactions < SMTP_MAX_TRANSACTIONS) {
+	if (s->deferred_n > 0 && progress && s->transactions < SMTP_MAX_TRANSACTIONS &&
+	    !s->quit_sent) {
 		memcpy(s->txn, s->deferred, s->deferred_n * sizeof(s->txn[0]));
 		s->txn_n = s->deferred_n;
 		if (in_step(s))

@@ -8,6 +8,10 @@
  *           -> MAIL [-> MAIL fallback sender] -> RCPT x n
  *           [-> RSET -> MAIL -> RCPT x deferred] -> QUIT -> DONE
  *
+ * With PIPELINING, MAIL and its RCPTs leave in one write, and QUIT with
+ * them when no fallback sender can be needed: a RCPT deferred there stays
+ * unanswered (no RSET after QUIT) for the caller to ask again.
+ *
  * The session carries up to SMTP_MAX_RCPTS addresses and treats them
  * alike: which is the catch-all check is the caller's business.  An RCPT
  * answered "too many recipients" (452, x.5.3) is deferred to a further
@@ -82,6 +86,9 @@ struct smtp_outcome {
 	size_t answered;             /* RCPTs answered (see results[]) */
 	bool tls;                    /* the conversation ran over TLS */
 	bool fallback_sender;        /* the null sender was refused */
+	bool quit_pipelined;         /* QUIT went with MAIL: RCPTs deferred by
+	                              * "too many recipients" got no second
+	                              * transaction on this connection */
 	unsigned extensions;         /* from the last EHLO */
 };
 

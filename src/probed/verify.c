@@ -14,9 +14,11 @@
  * before an RCPT answer is ever taken as a statement about a mailbox.
  *
  * A session that made progress and then lost the connection (a server
- * that drops after rejecting an RCPT, a 421 mid-batch) is followed by
- * another session to the same address for what is still unanswered, as
- * long as each one answers something; then the next MX.  An opportunistic STARTTLS whose handshake failed is
+ * that drops after rejecting an RCPT, a 421 mid-batch) or left addresses
+ * deferred by "too many recipients" (a session that sent QUIT with its
+ * transaction cannot RSET) is followed by another session to the same
+ * address for what is still unanswered, as long as each one answers
+ * something; then the next MX.  An opportunistic STARTTLS whose handshake failed is
  * retried once in the clear, as Postfix does.
  *
  * Catch-all: the target accepted and the random address accepted too →
@@ -478,6 +480,23 @@ session_reason(const struct verify_batch *b, const struct smtp_outcome *o)
 	return REASON_TEMPFAIL;
 }
 
+/*
+ * Addresses deferred by "too many recipients" in a session that made
+ * progress but could not RSET for them (QUIT went with MAIL): the same
+ * server again, while each session answers something and within the
+ * transactions one session could have opened for them with RSET
+ * (SMTP_MAX_TRANSACTIONS, the first included) — a server with a small
+ * recipient limit gets no more transactions from probed than before QUIT
+ * was pipelined, only on new connections.  A session that could RSET
+ * has used its transactions: the next MX, as before.
+ */
+static bool
+deferred_again(const struct verify_batch *b, const struct smtp_outcome *o)
+{
+	return o->quit_pipelined && o->answered > 0 && b->reconnects < b->n &&
+	    b->reconnects + 1 < SMTP_MAX_TRANSACTIONS;
+}
+
 static void
 on_session(const struct smtp_outcome *o, void *arg)
 {
@@ -516,10 +535,15 @@ on_session(const struct smtp_outcome *o, void *arg)
 	if (b->unanswered == 0) {
 		/* Every address is answered.  Only a catch-all check lost to a
 		 * dropped connection is worth one more session, to the same
-		 * server; not a walk through the other MXes. */
-		if (random_wanted(b) && progress && b->reconnects == 0 &&
-		    (o->failure == SMTP_FAIL_DROPPED || o->failure == SMTP_FAIL_TIMEOUT ||
-		     o->failure == SMTP_FAIL_REPLY)) {
+		 * server; not a walk through the other MXes.  One deferred by
+		 * "too many recipients" is asked under the same budget as the
+		 * targets deferred before it (a session that sent QUIT with
+		 * its transaction cannot RSET): it would have had its own
+		 * transaction on that connection. */
+		bool again = o->failure == SMTP_OK ? deferred_again(b, o) :
+		    b->reconnects == 0 && (o->failure == SMTP_FAIL_DROPPED ||
+		    o->failure == SMTP_FAIL_TIMEOUT || o->failure == SMTP_FAIL_REPLY);
+		if (random_wanted(b) && progress && again) {
 			b->reconnects++;
 			b->addr_i--;
 			b->host_i_limit = b->host_i + 1;
@@ -532,10 +556,17 @@ on_session(const struct smtp_outcome *o, void *arg)
 
 	switch (o->failure) {
 	case SMTP_OK:
-		/* Asked and not answered ("too many recipients" to the end):
-		 * the next MX may take them. */
+		/* Asked and not answered ("too many recipients"): a session
+		 * that sent QUIT with its one transaction could not ask again
+		 * (smtp_session.c), so the same server once more for the rest
+		 * (deferred_again()); else the next MX may take them. */
 		record_failure(b, REASON_TEMPFAIL, h->name, NULL, "recipients deferred", o->tls);
-		b->addr_i = h->n_addrs;
+		if (deferred_again(b, o)) {
+			b->reconnects++;
+			b->addr_i--;
+		} else {
+			b->addr_i = h->n_addrs;
+		}
 		break;
 	case SMTP_FAIL_REPLY:
 		if (o->failure_class.action == CLASSIFY_STOP) {

@@ -953,16 +953,30 @@ def drop_mid_batch(c):
 @lab_case
 def too_many_recipients(c):
     """A server that takes one accepted recipient per transaction (452
-    4.5.3 after it): the rest are asked in further transactions."""
+    4.5.3 after it): the rest are asked in further transactions — here in
+    a second session, since the peer offers PIPELINING and QUIT went out
+    with the first MAIL and RCPTs — and every address is answered once."""
     d = start(c)
+    m = LAB.mark()
     addrs = ["alice@onercpt.test", "bob@onercpt.test", "carol@onercpt.test"]
     with d.client() as cl:
         got = cl.pipeline(["VERIFY %s" % a for a in addrs], timeout=20)
+    c.eq(len(got), 3, "three VERIFYs, three answers")
     result(c, got[0] if got else None, addrs[0], "deliverable", "accepted")
     for line, a in zip(got[1:], addrs[1:]):
         result(c, line, a, "undeliverable", "no_such_user",
                what="%s, deferred by 452 in the first transaction: "
                "undeliverable no_such_user" % a)
+    settle()
+    ev = LAB.peer_events("onercpt", m)
+    rcpts = [e.text.lower() for e in ev if e.kind == "cmd" and
+             e.text.upper().startswith("RCPT")]
+    verbs = [e.text.split(" ", 1)[0].upper() for e in ev if e.kind == "cmd"]
+    c.note("onercpt saw: %r" % rcpts)
+    c.eq([sum(1 for t in rcpts if "<%s>" % a in t) for a in addrs], [1, 2, 2],
+         "alice asked once; bob and carol twice (452, then their answer)")
+    c.eq((verbs.count("MAIL"), verbs.count("QUIT"), verbs.count("RSET")), (2, 2, 0),
+         "two sessions, each one MAIL and one QUIT, no RSET")
 
 
 @lab_case

@@ -168,13 +168,19 @@ test_pipelining_one_write(void **state)
 
 	server(f, "220 mx ESMTP\r\n", "EHLO probe.test\r\n");
 	size_t before = f->sends;
+	/* No fallback sender: QUIT is the last command of the group. */
 	server(f, "250-mx\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES\r\n",
-	    "MAIL FROM:<>\r\nRCPT TO:<alice@x.test>\r\nRCPT TO:<zz9q@x.test>\r\n");
+	    "MAIL FROM:<>\r\nRCPT TO:<alice@x.test>\r\nRCPT TO:<zz9q@x.test>\r\nQUIT\r\n");
 	assert_int_equal(f->sends, before + 1); /* one write */
-	/* All three replies in one segment, as a pipelining server sends them. */
-	server(f, "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n", "QUIT\r\n");
-	server(f, "221 Bye\r\n", "");
+	assert_int_equal(smtp_session_state(f->s), SMTP_MAIL);
+	assert_string_equal(f->timer_name, "command_timeout");
+	/* All four replies in one segment, as a pipelining server sends them. */
+	server(f, "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n221 Bye\r\n", "");
+	assert_true(f->finished);
+	assert_int_equal(f->finish_calls, 1);
+	assert_int_equal(f->sends, before + 1); /* no second QUIT */
 	assert_int_equal(f->out.failure, SMTP_OK);
+	assert_int_equal(f->out.answered, 2);
 	assert_int_equal(results[0].cls.reason, REASON_ACCEPTED);
 	assert_true(results[1].answered);
 	assert_int_equal(results[1].cls.reason, REASON_ACCEPTED); /* catch-all */
@@ -189,10 +195,15 @@ test_pipelined_every_rcpt_answered(void **state)
 
 	server(f, "220 mx ESMTP\r\n", "EHLO probe.test\r\n");
 	server(f, "250-mx\r\n250 PIPELINING\r\n",
-	    "MAIL FROM:<>\r\nRCPT TO:<alice@x.test>\r\nRCPT TO:<zz9q@x.test>\r\n");
+	    "MAIL FROM:<>\r\nRCPT TO:<alice@x.test>\r\nRCPT TO:<zz9q@x.test>\r\nQUIT\r\n");
 	server(f, "250 Ok\r\n550 5.1.1 User unknown\r\n", "");
-	server(f, "550 5.1.1 User unknown\r\n", "QUIT\r\n");
+	/* The last RCPT's reply: QUIT's is owed, nothing more is sent. */
+	server(f, "550 5.1.1 User unknown\r\n", "");
+	assert_false(f->finished);
+	assert_int_equal(smtp_session_state(f->s), SMTP_QUIT);
+	assert_string_equal(f->timer_name, "quit_timeout");
 	server(f, "221 Bye\r\n", "");
+	assert_true(f->finished);
 	assert_int_equal(f->out.failure, SMTP_OK);
 	assert_int_equal(results[0].cls.reason, REASON_NO_SUCH_USER);
 	assert_true(results[1].answered);
@@ -324,10 +335,13 @@ test_pipelined_null_sender_fallback(void **state)
 	    "MAIL FROM:<>\r\nRCPT TO:<alice@x.test>\r\nRCPT TO:<zz9q@x.test>\r\n");
 	/* The RCPTs that rode along are refused for want of a MAIL. */
 	server(f, "550 5.7.1 null sender refused\r\n503 5.5.1 need MAIL\r\n", "");
+	/* The fallback is in use now: nothing can follow, QUIT rides along. */
 	server(f, "503 5.5.1 need MAIL\r\n",
-	    "MAIL FROM:<postmaster@probe.test>\r\nRCPT TO:<alice@x.test>\r\nRCPT TO:<zz9q@x.test>\r\n");
-	server(f, "250 ok\r\n250 ok\r\n550 5.1.1 unknown\r\n", "QUIT\r\n");
+	    "MAIL FROM:<postmaster@probe.test>\r\nRCPT TO:<alice@x.test>\r\n"
+	    "RCPT TO:<zz9q@x.test>\r\nQUIT\r\n");
+	server(f, "250 ok\r\n250 ok\r\n550 5.1.1 unknown\r\n", "");
 	server(f, "221 bye\r\n", "");
+	assert_true(f->finished);
 	assert_int_equal(f->out.failure, SMTP_OK);
 	assert_true(f->out.fallback_sender);
 	assert_int_equal(results[0].cls.reason, REASON_ACCEPTED);
@@ -343,8 +357,10 @@ test_quit_waits_for_pipelined_leftovers(void **state)
 
 	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
 	server(f, "250-mx\r\n250 PIPELINING\r\n",
-	    "MAIL FROM:<>\r\nRCPT TO:<alice@x.test>\r\nRCPT TO:<zz9q@x.test>\r\n");
-	server(f, "550 5.7.1 sender rejected\r\n", "QUIT\r\n");
+	    "MAIL FROM:<>\r\nRCPT TO:<alice@x.test>\r\nRCPT TO:<zz9q@x.test>\r\nQUIT\r\n");
+	/* QUIT is already out: a refused MAIL sends nothing more. */
+	server(f, "550 5.7.1 sender rejected\r\n", "");
+	assert_int_equal(smtp_session_state(f->s), SMTP_QUIT);
 	/* The RCPTs' replies are still owed: they are not QUIT's answer. */
 	server(f, "503 5.5.1 need MAIL\r\n503 5.5.1 need MAIL\r\n", "");
 	assert_false(f->finished);
@@ -470,12 +486,14 @@ test_two_replies_to_pipelined_mail(void **state)
 
 	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
 	server(f, "250-mx\r\n250 PIPELINING\r\n",
-	    "MAIL FROM:<>\r\nRCPT TO:<alice@x.test>\r\nRCPT TO:<zz9q@x.test>\r\n");
+	    "MAIL FROM:<>\r\nRCPT TO:<alice@x.test>\r\nRCPT TO:<zz9q@x.test>\r\nQUIT\r\n");
+	/* QUIT went with the group, so the reply after the last RCPT's may
+	 * be QUIT's own: the shift is caught by its code (550, not 221). */
 	server(f, "250 2.1.0 Ok\r\n250 2.1.0 Ok\r\n550 5.1.1 User unknown\r\n"
-	    "550 5.1.1 User unknown\r\n", "");
+	    "550 5.1.1 User unknown\r\n221 Bye\r\n", "");
 	assert_true(f->finished);
 	assert_int_equal(f->out.failure, SMTP_FAIL_PROTOCOL);
-	assert_string_equal(f->out.detail, "server sent data out of turn");
+	assert_string_equal(f->out.detail, "QUIT answered with another command's reply");
 	assert_int_equal(f->out.answered, 0);
 	assert_false(results[0].answered);
 	assert_false(results[1].answered);
@@ -535,8 +553,8 @@ test_quit_answered_421_keeps_answers(void **state)
 
 	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
 	server(f, "250-mx\r\n250 PIPELINING\r\n",
-	    "MAIL FROM:<>\r\nRCPT TO:<alice@x.test>\r\nRCPT TO:<zz9q@x.test>\r\n");
-	server(f, "250 2.1.0 Ok\r\n550 5.1.1 unknown\r\n550 5.1.1 unknown\r\n", "QUIT\r\n");
+	    "MAIL FROM:<>\r\nRCPT TO:<alice@x.test>\r\nRCPT TO:<zz9q@x.test>\r\nQUIT\r\n");
+	server(f, "250 2.1.0 Ok\r\n550 5.1.1 unknown\r\n550 5.1.1 unknown\r\n", "");
 	server(f, "421 4.7.0 mx Error: too many errors\r\n", "");
 	assert_true(f->finished);
 	assert_int_equal(f->out.failure, SMTP_OK);
@@ -691,6 +709,9 @@ test_batch_with_too_many_recipients(void **state)
 	struct smtp_session_params p = params();
 	p.rcpts = five;
 	p.n_rcpts = 5;
+	/* A fallback sender keeps QUIT out of the group: deferred RCPTs get
+	 * further transactions on this connection. */
+	p.fallback_mail_from = "postmaster@probe.test";
 	struct fake *f = start(&p);
 
 	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
@@ -709,6 +730,7 @@ test_batch_with_too_many_recipients(void **state)
 	server(f, "250 ok\r\n550 5.1.1 no\r\n", "QUIT\r\n");
 	server(f, "221 bye\r\n", "");
 	assert_int_equal(f->out.failure, SMTP_OK);
+	assert_false(f->out.quit_pipelined); /* it had its RSETs */
 	assert_int_equal(f->out.answered, 5);
 	assert_int_equal(results[0].cls.reason, REASON_ACCEPTED);
 	assert_int_equal(results[1].cls.reason, REASON_NO_SUCH_USER);
@@ -837,6 +859,267 @@ test_names_outlive_the_caller(void **state)
 	done(f);
 }
 
+/* ---- QUIT in the pipelined group ---------------------------------------- */
+
+/* Plays one conversation — greeting, the given EHLO reply, then each reply
+ * in `replies` as a segment of its own, QUIT answered 221 if asked — and
+ * keeps the outcome and results. */
+struct played {
+	struct smtp_outcome out;
+	struct smtp_rcpt_result res[2];
+	size_t sends_after_ehlo;
+	char sent[2048];
+};
+
+static void
+play(const char *ehlo, const char *const *replies, struct played *pl)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	size_t before = f->sends;
+	char sent[2048] = "";
+	f->sent_len = 0;
+	f->sent[0] = '\0';
+	smtp_session_input(f->s, ehlo, strlen(ehlo));
+	assert_true(f->sent_len < sizeof(sent));
+	memcpy(sent, f->sent, f->sent_len + 1);
+	for (size_t i = 0; replies[i] != NULL && !f->finished; i++) {
+		f->sent_len = 0;
+		f->sent[0] = '\0';
+		smtp_session_input(f->s, replies[i], strlen(replies[i]));
+		strncat(sent, f->sent, sizeof(sent) - strlen(sent) - 1);
+	}
+	if (!f->finished) {
+		assert_non_null(strstr(sent, "QUIT\r\n"));
+		smtp_session_input(f->s, "221 2.0.0 Bye\r\n", 15);
+	}
+	assert_true(f->finished);
+	assert_int_equal(f->finish_calls, 1);
+	/* QUIT once, whichever way it went. */
+	const char *q = strstr(sent, "QUIT\r\n");
+	assert_non_null(q);
+	assert_null(strstr(q + 1, "QUIT\r\n"));
+	pl->out = f->out;
+	memcpy(pl->res, results, sizeof(pl->res));
+	pl->sends_after_ehlo = f->sends - before;
+	snprintf(pl->sent, sizeof(pl->sent), "%s", sent);
+	done(f);
+}
+
+static void
+assert_same_outcome(const struct played *a, const struct played *b)
+{
+	assert_int_equal(a->out.failure, b->out.failure);
+	assert_int_equal(a->out.state, b->out.state);
+	assert_string_equal(a->out.detail, b->out.detail);
+	assert_int_equal(a->out.answered, b->out.answered);
+	assert_int_equal(a->out.failure_class.reason, b->out.failure_class.reason);
+	assert_int_equal(a->out.failure_reply.code, b->out.failure_reply.code);
+	assert_string_equal(a->out.failure_reply.text, b->out.failure_reply.text);
+	assert_int_equal(a->out.fallback_sender, b->out.fallback_sender);
+	for (size_t i = 0; i < 2; i++) {
+		assert_int_equal(a->res[i].answered, b->res[i].answered);
+		assert_int_equal(a->res[i].cls.reason, b->res[i].cls.reason);
+		assert_int_equal(a->res[i].cls.action, b->res[i].cls.action);
+		assert_int_equal(a->res[i].reply.code, b->res[i].reply.code);
+		assert_string_equal(a->res[i].reply.enhanced, b->res[i].reply.enhanced);
+		assert_string_equal(a->res[i].reply.text, b->res[i].reply.text);
+	}
+}
+
+/* The same server answers, in lock step and with QUIT in the pipelined
+ * group: one write instead of three after EHLO, the same outcome. */
+static void
+test_pipelined_quit_same_outcome(void **state)
+{
+	static const char *const replies[] = { "250 2.1.0 Ok\r\n", "250 2.1.5 Ok\r\n",
+		"550 5.1.1 <zz9q@x.test>: Recipient address rejected: User unknown\r\n", NULL };
+	struct played lock, piped;
+
+	play("250-mx\r\n250 ENHANCEDSTATUSCODES\r\n", replies, &lock);
+	play("250-mx\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES\r\n", replies, &piped);
+	assert_int_equal(lock.sends_after_ehlo, 4); /* MAIL, RCPT, RCPT, QUIT */
+	assert_int_equal(piped.sends_after_ehlo, 1);
+	assert_string_equal(piped.sent, "MAIL FROM:<>\r\nRCPT TO:<alice@x.test>\r\n"
+	    "RCPT TO:<zz9q@x.test>\r\nQUIT\r\n");
+	assert_int_equal(piped.out.failure, SMTP_OK);
+	assert_int_equal(piped.res[0].cls.reason, REASON_ACCEPTED);
+	assert_int_equal(piped.res[1].cls.reason, REASON_NO_SUCH_USER);
+	assert_same_outcome(&lock, &piped);
+}
+
+/* A refused null sender and no fallback: the RCPTs that rode along get
+ * 503 and QUIT 221; the outcome is the refused MAIL's, as in lock step. */
+static void
+test_pipelined_quit_mail_refused_same_outcome(void **state)
+{
+	static const char *const lock_replies[] = {
+		"550 5.7.1 <>: Sender address rejected: Access denied\r\n", NULL };
+	static const char *const piped_replies[] = {
+		"550 5.7.1 <>: Sender address rejected: Access denied\r\n",
+		"503 5.5.1 Error: need MAIL command\r\n",
+		"503 5.5.1 Error: need MAIL command\r\n", NULL };
+	struct played lock, piped;
+
+	play("250 mx\r\n", lock_replies, &lock);
+	play("250-mx\r\n250 PIPELINING\r\n", piped_replies, &piped);
+	assert_int_equal(piped.sends_after_ehlo, 1);
+	assert_int_equal(piped.out.failure, SMTP_FAIL_REPLY);
+	assert_int_equal(piped.out.state, SMTP_MAIL);
+	assert_int_equal(piped.out.failure_class.reason, REASON_SENDER_REJECTED);
+	assert_int_equal(piped.out.answered, 0);
+	assert_same_outcome(&lock, &piped);
+}
+
+/* The lock-step shift with QUIT in the group: a second reply to MAIL in a
+ * segment of its own is read as the first RCPT's, the last RCPT's lands
+ * where QUIT's 221 belongs, and every RCPT answer is forgotten. */
+static void
+test_pipelined_quit_shift_caught(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "250-mx\r\n250 PIPELINING\r\n",
+	    "MAIL FROM:<>\r\nRCPT TO:<alice@x.test>\r\nRCPT TO:<zz9q@x.test>\r\nQUIT\r\n");
+	server(f, "250 2.1.0 Ok\r\n", "");
+	server(f, "250 2.1.0 Ok again\r\n", "");
+	server(f, "250 2.1.5 alice Ok\r\n", "");
+	assert_false(f->finished);
+	/* Both read one off, and kept for now. */
+	assert_true(results[0].answered);
+	assert_true(results[1].answered);
+	server(f, "550 5.1.1 zz9q unknown\r\n", "");
+	assert_true(f->finished);
+	assert_int_equal(f->out.failure, SMTP_FAIL_PROTOCOL);
+	assert_string_equal(f->out.detail, "QUIT answered with another command's reply");
+	assert_int_equal(f->out.answered, 0);
+	assert_false(results[0].answered);
+	assert_false(results[1].answered);
+	/* QUIT's real 221, late: ignored, nothing sent, no second finish. */
+	server(f, "221 Bye\r\n", "");
+	assert_int_equal(f->finish_calls, 1);
+	done(f);
+}
+
+/* "Too many recipients" with QUIT in the group: no RSET can follow, the
+ * deferred address stays unanswered for the caller to ask again. */
+static void
+test_pipelined_quit_too_many_recipients(void **state)
+{
+	static const char *const three[] = { "a@x.test", "b@x.test", "r@x.test" };
+	struct smtp_session_params p = params();
+	p.rcpts = three;
+	p.n_rcpts = 3;
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	size_t before = f->sends;
+	server(f, "250-mx\r\n250 PIPELINING\r\n",
+	    "MAIL FROM:<>\r\nRCPT TO:<a@x.test>\r\nRCPT TO:<b@x.test>\r\n"
+	    "RCPT TO:<r@x.test>\r\nQUIT\r\n");
+	server(f, "250 ok\r\n250 ok\r\n550 5.1.1 no\r\n452 4.5.3 Too many recipients\r\n",
+	    "");
+	assert_false(f->finished);
+	assert_int_equal(smtp_session_state(f->s), SMTP_QUIT);
+	server(f, "221 bye\r\n", "");
+	assert_true(f->finished);
+	assert_int_equal(f->sends, before + 1); /* no RSET, no second QUIT */
+	assert_int_equal(f->out.failure, SMTP_OK);
+	assert_true(f->out.quit_pipelined); /* the caller asks r@ again */
+	assert_int_equal(f->out.answered, 2);
+	assert_int_equal(results[0].cls.reason, REASON_ACCEPTED);
+	assert_int_equal(results[1].cls.reason, REASON_NO_SUCH_USER);
+	assert_false(results[2].answered);
+	done(f);
+}
+
+/* A fallback sender configured: the first group must leave room for
+ * MAIL with the fallback, so QUIT stays out of it; the fallback's group,
+ * with nothing left to fall back to, carries QUIT — sent once even when
+ * the fallback is refused too. */
+static void
+test_pipelined_fallback_keeps_quit_back(void **state)
+{
+	struct smtp_session_params p = params();
+	p.fallback_mail_from = "postmaster@probe.test";
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "250-mx\r\n250 PIPELINING\r\n",
+	    "MAIL FROM:<>\r\nRCPT TO:<alice@x.test>\r\nRCPT TO:<zz9q@x.test>\r\n");
+	server(f, "553 5.1.7 null sender refused\r\n503 5.5.1 need MAIL\r\n"
+	    "503 5.5.1 need MAIL\r\n",
+	    "MAIL FROM:<postmaster@probe.test>\r\nRCPT TO:<alice@x.test>\r\n"
+	    "RCPT TO:<zz9q@x.test>\r\nQUIT\r\n");
+	server(f, "550 5.7.1 sender refused\r\n503 5.5.1 need MAIL\r\n503 5.5.1 need MAIL\r\n"
+	    "221 bye\r\n", "");
+	assert_true(f->finished);
+	assert_int_equal(f->finish_calls, 1);
+	assert_int_equal(f->out.failure, SMTP_FAIL_REPLY);
+	assert_int_equal(f->out.state, SMTP_MAIL);
+	assert_true(f->out.fallback_sender);
+	assert_int_equal(f->out.failure_class.reason, REASON_SENDER_REJECTED);
+	assert_int_equal(f->out.answered, 0);
+	done(f);
+}
+
+/* Without PIPELINING nothing changes: QUIT only after the last reply. */
+static void
+test_no_pipelining_quit_alone(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "250-mx\r\n250 8BITMIME\r\n", "MAIL FROM:<>\r\n");
+	server(f, "250 ok\r\n", "RCPT TO:<alice@x.test>\r\n");
+	server(f, "250 ok\r\n", "RCPT TO:<zz9q@x.test>\r\n");
+	assert_int_equal(smtp_session_state(f->s), SMTP_RCPT);
+	server(f, "550 5.1.1 unknown\r\n", "QUIT\r\n");
+	server(f, "221 bye\r\n", "");
+	assert_int_equal(f->out.failure, SMTP_OK);
+	assert_false(f->out.quit_pipelined);
+	assert_int_equal(f->out.answered, 2);
+	done(f);
+}
+
+/* A server that hangs up without answering QUIT: after every RCPT reply
+ * that is a goodbye, as when QUIT is sent alone; before, it is a drop. */
+static void
+test_pipelined_quit_close(void **state)
+{
+	struct smtp_session_params p = params();
+	struct fake *f = start(&p);
+
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "250-mx\r\n250 PIPELINING\r\n",
+	    "MAIL FROM:<>\r\nRCPT TO:<alice@x.test>\r\nRCPT TO:<zz9q@x.test>\r\nQUIT\r\n");
+	server(f, "250 ok\r\n250 ok\r\n550 5.1.1 unknown\r\n", "");
+	smtp_session_closed(f->s, "connection closed");
+	assert_true(f->finished);
+	assert_int_equal(f->out.failure, SMTP_OK);
+	assert_int_equal(f->out.answered, 2);
+	done(f);
+
+	f = start(&p);
+	server(f, "220 mx\r\n", "EHLO probe.test\r\n");
+	server(f, "250-mx\r\n250 PIPELINING\r\n",
+	    "MAIL FROM:<>\r\nRCPT TO:<alice@x.test>\r\nRCPT TO:<zz9q@x.test>\r\nQUIT\r\n");
+	server(f, "250 ok\r\n250 ok\r\n", "");
+	smtp_session_closed(f->s, "connection closed");
+	assert_true(f->finished);
+	assert_int_equal(f->out.failure, SMTP_FAIL_DROPPED);
+	assert_int_equal(f->out.state, SMTP_RCPT);
+	assert_true(results[0].answered);
+	assert_false(results[1].answered);
+	assert_int_equal(f->out.answered, 1);
+	done(f);
+}
+
 int
 main(void)
 {
@@ -876,6 +1159,13 @@ main(void)
 		cmocka_unit_test(test_unsafe_parameters_refused),
 		cmocka_unit_test(test_timeout_after_target_keeps_answer),
 		cmocka_unit_test(test_names_outlive_the_caller),
+		cmocka_unit_test(test_pipelined_quit_same_outcome),
+		cmocka_unit_test(test_pipelined_quit_mail_refused_same_outcome),
+		cmocka_unit_test(test_pipelined_quit_shift_caught),
+		cmocka_unit_test(test_pipelined_quit_too_many_recipients),
+		cmocka_unit_test(test_pipelined_fallback_keeps_quit_back),
+		cmocka_unit_test(test_no_pipelining_quit_alone),
+		cmocka_unit_test(test_pipelined_quit_close),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
