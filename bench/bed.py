@@ -872,9 +872,9 @@ def table(bed, f):
     print("Each side, per probe: probe_bound: connect, banner, EHLO, MAIL FROM:<> + "
           "RCPT TO + QUIT\npipelined, close; one RCPT, no DNS, no cache, no store. "
           "probed: the same session\n(max_rcpt_per_session = 1, catch-all status "
-          "warmed before timing: one RCPT per\naddress) but QUIT after the RCPT "
-          "reply, plus its caches, politeness,\nclassification, the LMDB store "
-          "and the control socket.")
+          "warmed before timing: one RCPT per\naddress; QUIT in the same write, "
+          "no fallback sender being configured),\nplus its caches, politeness, "
+          "classification, the LMDB store and the control\nsocket.")
     for n in bed.notes:
         print("note: %s" % n)
 
