@@ -484,6 +484,10 @@ def nofile_below_max_clients(c):
     served once the sessions time out."""
     if shutil.which("prlimit") is None:
         raise harness.Skip("prlimit(1) not installed")
+    if harness.wrapper():
+        # valgrind keeps descriptors of its own below the limit (64 -> 52
+        # for probed), so the arithmetic this case checks is not probed's.
+        raise harness.Skip("PROBED_WRAPPER changes probed's descriptor limit")
     limit, room = 64, 64 - 32 - 64 // 4
     d = c.probed(settings({"smtp": {"greeting_timeout": 3.0, "max_rcpt_per_session": 1}}),
                  prefix=["prlimit", "--nofile=%d:%d" % (limit, limit), "--"])
@@ -674,8 +678,14 @@ def clients_gone_mid_response(c):
            % (fds, rss, len(lines), len(noisy)))
     c.check(fds[0] == fds[1] == fds[2], "probed has the descriptors it had before, "
             "after each round: %r" % (fds,))
-    c.check(rss[2] - rss[1] < 8 * 1024, "the second round adds less than 8 MB of "
-            "RSS (%d kB; the first added %d kB)" % (rss[2] - rss[1], rss[1] - rss[0]))
+    if harness.wrapper():
+        # Under valgrind RSS is valgrind's (shadow memory, its own freed
+        # block queue): memcheck's leak report is the check there.
+        c.note("RSS not judged under PROBED_WRAPPER")
+    else:
+        c.check(rss[2] - rss[1] < 8 * 1024, "the second round adds less than 8 MB "
+                "of RSS (%d kB; the first added %d kB)" % (rss[2] - rss[1],
+                                                         rss[1] - rss[0]))
     c.check(len(noisy) <= 2 * n, "at most one log line per vanished client (%d)"
             % len(noisy), "\n".join(noisy[:5]))
     with d.client() as cl:
