@@ -869,12 +869,13 @@ store_grow_map(struct store *s, size_t count, size_t bytes)
 	return rc;
 }
 
-/* Write a sorted batch in one transaction, growing the map once if it is
- * full.  Runs on the owner or on the writer thread: it reads only its
+/* Write a batch in one transaction, in key order, growing the map once if
+ * it is full.  Runs on the owner or on the writer thread: it reads only its
  * arguments and the environment. */
 static int
 batch_write(struct store *s, struct op **v, size_t n, size_t bytes)
 {
+	qsort(v, n, sizeof(*v), op_cmp);
 	int rc = queue_write(s, v, n);
 
 	if (rc == MDB_MAP_FULL) {
@@ -933,6 +934,23 @@ queue_requeue(struct store *s, struct op **v, size_t n)
 	}
 }
 
+/* After batch_write: free a written batch, or log the failure (`what`:
+ * "flush" on the owner, "commit" from the writer) and queue its ops again
+ * under any newer ones.  Frees the array either way. */
+static void
+batch_settle(struct store *s, struct op **v, size_t n, int rc, const char *what)
+{
+	if (rc != 0) {
+		log_err("store %s %s failed ops=%zu error=\"%s\": kept for the next try",
+		    s->path, what, n, mdb_strerror(rc));
+		queue_requeue(s, v, n);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			free(v[i]);
+	}
+	free(v);
+}
+
 static int
 queue_commit(struct store *s)
 {
@@ -949,18 +967,10 @@ queue_commit(struct store *s)
 		    s->count);
 		return -1;
 	}
-	qsort(v, n, sizeof(*v), op_cmp);
 	rc = batch_write(s, v, n, bytes);
-	if (rc != 0) {
-		log_err("store %s flush failed ops=%zu error=\"%s\": kept for the next try",
-		    s->path, n, mdb_strerror(rc));
-		queue_requeue(s, v, n);
-		free(v);
+	batch_settle(s, v, n, rc, "flush");
+	if (rc != 0)
 		return -1;
-	}
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
 	queue_clear(s, NULL); /* gives back a large bucket array */
 	return 0;
 }
@@ -982,7 +992,6 @@ writer_main(void *arg)
 			size_t n = w->n, bytes = w->bytes;
 
 			pthread_mutex_unlock(&w->mu);
-			qsort(v, n, sizeof(*v), op_cmp);
 			int rc = batch_write(s, v, n, bytes);
 			pthread_mutex_lock(&w->mu);
 			w->rc = rc;
@@ -1018,15 +1027,7 @@ writer_reap(struct store *s)
 	w->busy = w->written = false;
 	pthread_mutex_unlock(&w->mu);
 
-	if (rc != 0) {
-		log_err("store %s commit failed ops=%zu error=\"%s\": kept for the next try",
-		    s->path, n, mdb_strerror(rc));
-		queue_requeue(s, v, n);
-	} else {
-		for (size_t i = 0; i < n; i++)
-			free(v[i]);
-	}
-	free(v);
+	batch_settle(s, v, n, rc, "commit");
 	w->last_ok = rc == 0;
 	w->undelivered = true;
 }
